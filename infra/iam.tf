@@ -1,0 +1,54 @@
+data "aws_iam_policy_document" "ecs_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${local.name}-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+data "aws_iam_policy_document" "read_secrets" {
+  statement {
+    actions = ["secretsmanager:GetSecretValue"]
+    resources = concat(
+      [for s in aws_secretsmanager_secret.database_url : s.arn],
+      [aws_secretsmanager_secret.service_token.arn],
+      [for s in aws_secretsmanager_secret.provider : s.arn]
+    )
+  }
+}
+
+resource "aws_iam_role_policy" "execution_secrets" {
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.read_secrets.json
+}
+
+resource "aws_iam_role" "task" {
+  for_each           = local.services
+  name               = "${local.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
+}
+
+# Only the gateway touches the image bucket.
+data "aws_iam_policy_document" "images" {
+  statement {
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.images.arn}/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "gateway_images" {
+  role   = aws_iam_role.task["gateway"].id
+  policy = data.aws_iam_policy_document.images.json
+}

@@ -1,0 +1,1 @@
+"""Afinador microservices: gateway, optimizer, evolution, reward (and a shared `common`)."""

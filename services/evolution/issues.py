@@ -1,0 +1,279 @@
+"""What trainers complain about: comments (Spanish or English) mapped to issue categories.
+
+A comment is normalised (lower case, accents removed, punctuation to spaces) and
+split into words. A category matches when one of its keywords does:
+
+* a keyword ending in ``*`` is a stem and matches any word that starts with it
+  (``sombr*``: sombra, sombras, sombreado);
+* a plain keyword matches a word equal to it or within a small edit distance
+  (Damerau-Levenshtein: 1 for words of 6-7 letters, 2 for 8 or more; shorter
+  words must be exact), so typos such as "iluminacoin" or "textrua" still count;
+* a phrase (several words) matches consecutive words, each by the rules above.
+
+"Structure changed" also covers colours or materials that were *changed* (a change
+word near a colour/material word); such a mention is not counted as a colour
+*rendition* problem. Negation is not analysed: "no tiene profundidad" is, rightly,
+a depth complaint, but "no se ve plano" would count as one too.
+
+Per category the report gives the number of comments, the share of commented
+ratings, the severity (mean rating of the variants that mention it, and
+``(5 - mean) / 4`` in 0..1) and a few example comments. Raw comments of low-rated
+variants are kept in the report as well: they are the most direct feedback.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+LOW_RATING = 3
+"""Ratings at or below this are "low" (their raw comments go to the evolver)."""
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    label_es: str
+    label_en: str
+    keywords: tuple[str, ...]
+
+
+CATEGORIES: tuple[Category, ...] = (
+    Category("flat", "Plano / sin profundidad", "Flat / no depth", (
+        "plano", "plana", "planos", "planas", "aplanad*", "profundidad", "profundo",
+        "sin volumen", "montaje", "recortado", "pegado", "flat", "depth", "depthless",
+        "no volume", "cardboard", "cutout", "collage", "2d",
+    )),
+    Category("lighting", "Iluminación", "Lighting", (
+        "ilumin*", "luz", "luces", "luminoso", "oscur*", "quemad*", "sobreexpuest*",
+        "subexpuest*", "brillo", "artificial", "lighting", "light", "lights", "lit",
+        "dark", "darker", "overexposed", "underexposed", "blown", "glare", "harsh",
+    )),
+    Category("colors", "Colores poco realistas", "Unrealistic colours", (
+        "color", "colores", "colour", "colours", "colors", "desaturad*", "saturad*",
+        "apagad*", "lavad*", "tono", "tonos", "tonalidad", "dominante", "washed",
+        "saturated", "oversaturated", "desaturated", "dull", "tint", "cast",
+        "white balance", "balance de blancos",
+    )),
+    Category("textures", "Texturas poco realistas", "Unrealistic textures", (
+        "textur*", "material", "materiales", "plastico", "plasticoso", "liso",
+        "lisa", "emborronad*", "borros*", "difuminad*", "texture", "textures",
+        "textured", "plastic", "plasticky", "smooth", "smeared", "blurry", "blurred",
+        "grain of the wood", "veta", "vetas",
+    )),
+    Category("shadows", "Sombras", "Shadows", (
+        "sombr*", "penumbra", "shadow", "shadows", "shading", "shade",
+        "flotando", "flota", "floating",
+    )),
+    Category("structure", "Estructura cambiada", "Structure changed", (
+        "estructura", "estructural", "geometr*", "perspectiva", "distorsion*",
+        "deformad*", "torcid*", "curvad*", "movid*", "desplazad*", "cambiad*",
+        "cambio", "cambia", "añadid*", "desaparec*", "faltan objetos", "falta un*",
+        "inventad*", "layout", "structure", "geometry", "perspective", "distorted",
+        "warped", "bent", "moved", "shifted", "changed", "added", "missing object*",
+        "missing furniture",
+        "extra", "disappeared", "redesigned",
+    )),
+    Category("artifacts", "Artefactos / ruido", "Artefacts / noise", (
+        "artefact*", "artifact*", "ruido", "ruidos*", "granulad*", "grano",
+        "manchas", "mancha", "pixelad*", "halo", "halos", "glitch", "noise",
+        "noisy", "grain", "grainy", "pixelated", "jpeg", "banding", "blotch*",
+        "distorsiones raras", "aberracion*",
+    )),
+)
+CATEGORY_BY_KEY = {c.key: c for c in CATEGORIES}
+
+_CHANGE_WORDS = ("cambiad*", "cambio", "cambia", "distint*", "diferente*", "changed",
+                 "different", "otro", "otra")
+_DESIGN_WORDS = ("color", "colores", "colour", "colours", "colors", "material",
+                 "materiales", "materials", "tono", "tonos")
+
+
+def normalise(text: str) -> list[str]:
+    """Lower-case words without accents or punctuation ("Iluminación!" -> ["iluminacion"])."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.findall(r"[a-z0-9]+", stripped)
+
+
+def edit_distance(a: str, b: str, limit: int = 3) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment), capped at ``limit``."""
+    if abs(len(a) - len(b)) >= limit:
+        return limit
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) >= limit:
+            return limit
+        prev2, prev = prev, cur
+    return min(prev[-1], limit)
+
+
+def _word_matches(word: str, keyword: str) -> bool:
+    if keyword.endswith("*"):
+        stem = keyword[:-1]
+        if word.startswith(stem):
+            return True
+        # a typo inside the stem itself ("ilminacion"): compare the same length
+        return len(stem) >= 5 and any(
+            edit_distance(word[:cut], stem, 2) <= 1 for cut in range(len(stem) - 1, len(stem) + 2)
+        )
+    if word == keyword:
+        return True
+    if len(keyword) < 6 or len(word) < 5:
+        return False
+    allowed = 1 if len(keyword) < 8 else 2
+    return edit_distance(word, keyword, allowed + 1) <= allowed
+
+
+_COMPILED: dict[str, list[list[str]]] = {
+    c.key: [
+        [p + "*" if kw.endswith("*") and i == len(kw.split()) - 1 else p
+         for i, p in enumerate(normalise(kw.rstrip("*")))]
+        for kw in c.keywords
+    ]
+    for c in CATEGORIES
+}
+
+
+def _phrase_at(words: Sequence[str], phrase: Sequence[str]) -> list[int]:
+    hits = []
+    for start in range(len(words) - len(phrase) + 1):
+        if all(_word_matches(words[start + k], part) for k, part in enumerate(phrase)):
+            hits.append(start)
+    return hits
+
+
+def _any_at(words: Sequence[str], keywords: Iterable[str]) -> list[int]:
+    patterns = [[p + "*" if kw.endswith("*") else p for p in normalise(kw.rstrip("*"))]
+                for kw in keywords]
+    return sorted({i for pattern in patterns for i in _phrase_at(words, pattern)})
+
+
+def categorise(comment: str) -> set[str]:
+    """The categories one comment mentions."""
+    words = normalise(comment)
+    if not words:
+        return set()
+    found = {key for key, phrases in _COMPILED.items()
+             if any(_phrase_at(words, phrase) for phrase in phrases)}
+    changes = _any_at(words, _CHANGE_WORDS)
+    design = _any_at(words, _DESIGN_WORDS)
+    if any(abs(c - d) <= 3 for c in changes for d in design):
+        found.add("structure")
+        # "han cambiado los colores" is a design change, not a colour-rendition issue,
+        # unless the comment also names a rendition problem ("desaturado", "washed").
+        rendition = [kw for kw in CATEGORY_BY_KEY["colors"].keywords if kw not in _DESIGN_WORDS]
+        if not _any_at(words, rendition):
+            found.discard("colors")
+        if not _any_at(words, [k for k in CATEGORY_BY_KEY["textures"].keywords
+                               if k not in ("material", "materiales")]):
+            found.discard("textures")
+    return found
+
+
+@dataclass(frozen=True)
+class RatedComment:
+    rating: int
+    comments: str | None
+    mode: str = ""
+    version: str = ""
+
+
+@dataclass
+class IssueStat:
+    key: str
+    label_es: str
+    label_en: str
+    count: int = 0
+    share: float = 0.0
+    mean_rating: float | None = None
+    severity: float | None = None
+    examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "label_es": self.label_es, "label_en": self.label_en,
+            "count": self.count, "share": self.share, "mean_rating": self.mean_rating,
+            "severity": self.severity, "examples": list(self.examples),
+        }
+
+
+@dataclass
+class IssueReport:
+    samples: int
+    commented: int
+    mean_rating: float | None
+    issues: list[IssueStat]
+    low_rated_comments: list[dict[str, Any]]
+    unmatched_comments: list[str]
+
+    def top(self, limit: int = 3) -> list[IssueStat]:
+        """The most pressing issues: most mentioned, then most severe."""
+        ranked = [i for i in self.issues if i.count > 0]
+        ranked.sort(key=lambda i: (-(i.count * (i.severity or 0.0)), -i.count, i.key))
+        return ranked[:limit]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples, "commented": self.commented,
+            "mean_rating": self.mean_rating,
+            "issues": [i.as_dict() for i in self.issues],
+            "low_rated_comments": self.low_rated_comments,
+            "unmatched_comments": self.unmatched_comments,
+        }
+
+
+def analyse(rated: Sequence[RatedComment], examples: int = 3, raw_limit: int = 30
+            ) -> IssueReport:
+    """Counts, severity and examples per category, plus the raw low-rated comments.
+
+    ``rated`` is newest first; examples and raw comments keep that order.
+    """
+    stats = {c.key: IssueStat(c.key, c.label_es, c.label_en) for c in CATEGORIES}
+    ratings_by_issue: dict[str, list[int]] = {c.key: [] for c in CATEGORIES}
+    commented = 0
+    unmatched: list[str] = []
+    low: list[dict[str, Any]] = []
+    for item in rated:
+        text = (item.comments or "").strip()
+        if not text:
+            continue
+        commented += 1
+        found = categorise(text)
+        if not found and len(unmatched) < raw_limit:
+            unmatched.append(text)
+        for key in found:
+            stat = stats[key]
+            stat.count += 1
+            ratings_by_issue[key].append(item.rating)
+            if len(stat.examples) < examples and text not in stat.examples:
+                stat.examples.append(text)
+        if item.rating <= LOW_RATING and len(low) < raw_limit:
+            low.append({"rating": item.rating, "comment": text, "mode": item.mode,
+                        "issues": sorted(found)})
+    for key, stat in stats.items():
+        values = ratings_by_issue[key]
+        if values:
+            mean = sum(values) / len(values)
+            stat.mean_rating = round(mean, 3)
+            stat.severity = round((5.0 - mean) / 4.0, 3)
+            stat.share = round(stat.count / commented, 3) if commented else 0.0
+    all_ratings = [r.rating for r in rated]
+    return IssueReport(
+        samples=len(rated),
+        commented=commented,
+        mean_rating=round(sum(all_ratings) / len(all_ratings), 3) if all_ratings else None,
+        issues=list(stats.values()),
+        low_rated_comments=low,
+        unmatched_comments=unmatched,
+    )

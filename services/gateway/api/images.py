@@ -1,0 +1,22 @@
+"""Serves stored images to the browser through the gateway (storage stays private)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from services.common.errors import NotFound
+from services.gateway.api.deps import ContextDep
+from services.gateway.models import Image
+
+router = APIRouter(tags=["images"])
+
+
+@router.get("/images/{image_id}")
+async def get_image(image_id: str, ctx: ContextDep) -> Response:
+    async with ctx.sessions() as session:
+        image = await session.get(Image, image_id)
+    if image is None:
+        raise NotFound(f"No existe la imagen {image_id}.", f"Image {image_id} does not exist.")
+    data = await ctx.blobs.get(image.blob_key)
+    return Response(data, media_type=image.content_type,
+                    headers={"Cache-Control": "private, max-age=86400, immutable"})

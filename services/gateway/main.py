@@ -1,0 +1,75 @@
+"""Gateway app factory: ``uvicorn services.gateway.main:app``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from services.common.app import build_app
+from services.gateway import selection
+from services.gateway.api import enhance, images, pages, prompts_pages, train
+from services.gateway.clients import ServiceClients
+from services.gateway.jobs import JobRunner
+from services.gateway.outbox import OutboxDeliverer
+from services.gateway.providers import build_providers
+from services.gateway.settings import GatewaySettings
+from services.gateway.storage import open_blob_store
+from services.gateway.training import Context
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    async def start_background(app: FastAPI) -> None:
+        blobs = open_blob_store(settings.storage_url, default_dir=settings.blob_dir,
+                                endpoint_url=settings.s3_endpoint_url, region=settings.aws_region)
+        clients = ServiceClients(settings)
+        providers = build_providers(settings)
+        runner = JobRunner(app.state.sessions, blobs, providers, settings)
+        outbox = OutboxDeliverer(app.state.sessions, clients, blobs, settings)
+        ctx = Context(settings, app.state.sessions, blobs, clients, providers, runner, outbox)
+        app.state.context = ctx
+
+        async def after_generation(variant_id: str) -> None:
+            await selection.after_generation(ctx, variant_id)
+
+        runner.on_finished = after_generation
+        runner.start()
+        outbox.start()
+        log.info("providers enabled: %s", ", ".join(sorted(providers)))
+
+    async def stop_background(app: FastAPI) -> None:
+        ctx: Context = app.state.context
+        await ctx.jobs.stop()
+        await ctx.outbox.stop()
+        await ctx.clients.aclose()
+        await ctx.blobs.aclose()
+
+    app = build_app(
+        settings,
+        title="Afinador gateway",
+        description="Trainer pages and the public training API.",
+        migrations_dir=Path(__file__).parent / "migrations",
+        public_routers=[enhance.router, train.router, images.router, pages.router,
+                        prompts_pages.router],
+        on_startup=[start_background],
+        on_shutdown=[stop_background],
+    )
+    app.state.templates = Jinja2Templates(directory=str(settings.web_dir / "templates"))
+    app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
+    htmx_dist = settings.web_dir / "node_modules" / "htmx.org" / "dist"
+    if htmx_dist.is_dir():
+        app.mount("/vendor/htmx", StaticFiles(directory=htmx_dist), name="htmx")
+    else:
+        log.warning("htmx is not installed (%s missing): run `make run` or "
+                    "`npm ci --prefix web`; pages will not be interactive", htmx_dist)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,142 @@
+"""Gateway settings: environment variables prefixed ``GATEWAY_`` (see the README table).
+
+Each field's docstring is its description in the generated configuration table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import REPO_ROOT, ServiceSettings, shared_field
+
+
+def _alias(name: str) -> AliasChoices:
+    """``GATEWAY_<NAME>`` or the bare ``<NAME>``."""
+    return AliasChoices(f"GATEWAY_{name}", name)
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore",
+                                      populate_by_name=True, use_attribute_docstrings=True)
+
+    service_name: str = "gateway"
+    port: int = 8000
+    """Port `make run` starts the gateway on."""
+    database_url: str = shared_field(  # type: ignore[assignment]
+        "GATEWAY_", "DATABASE_URL", "", "Gateway database (SQLite file under DATA_DIR by default)."
+    )
+
+    # sibling services -------------------------------------------------------------
+    optimizer_url: str = Field(default="http://127.0.0.1:8001",
+                               validation_alias=_alias("OPTIMIZER_URL"))
+    """Base URL of the optimizer service."""
+    evolution_url: str = Field(default="http://127.0.0.1:8002",
+                               validation_alias=_alias("EVOLUTION_URL"))
+    """Base URL of the evolution service."""
+    reward_url: str = Field(default="http://127.0.0.1:8003", validation_alias=_alias("REWARD_URL"))
+    """Base URL of the reward service."""
+    internal_timeout_seconds: float = 10.0
+    """Timeout of one call to a sibling service (each call is retried twice)."""
+
+    # storage ----------------------------------------------------------------------
+    storage_url: str = Field(default="", validation_alias=_alias("STORAGE_URL"))
+    """Where images live: empty = DATA_DIR/blobs, `file:///dir`, or `s3://bucket/prefix`."""
+    s3_endpoint_url: str | None = Field(default=None, validation_alias=_alias("S3_ENDPOINT_URL"))
+    """Endpoint of an S3-compatible store (MinIO…); empty = AWS S3. Credentials: the AWS chain."""
+    aws_region: str | None = Field(default=None, validation_alias=_alias("AWS_REGION"))
+    """AWS region of the image bucket."""
+    storage_dir: Path | None = None
+    """Local image directory when STORAGE_URL is empty (default DATA_DIR/blobs)."""
+    web_dir: Path = REPO_ROOT / "web"
+    """Templates, static files, locales and node_modules (htmx)."""
+    prompts_dir: Path = REPO_ROOT / "prompts"
+    """Baseline prompt files, used only if the evolution service was never reachable."""
+
+    # uploads and generation ---------------------------------------------------------
+    max_upload_bytes: int = 20 * 1024 * 1024
+    """Largest accepted upload, in bytes."""
+    max_upload_pixels: int = 40_000_000
+    """Largest accepted upload, in pixels (protects against decompression bombs)."""
+    max_generation_side: int = 1024
+    """Long side, in pixels, the local provider and Leonardo generate at."""
+    generation_workers: int = 2
+    """Async workers per gateway process that run generation jobs."""
+    job_lease_seconds: float = 120.0
+    """A running job whose worker stops renewing its lease this long is claimed again."""
+    job_max_attempts: int = 3
+    """Attempts per variant before it is marked failed (retryable errors only)."""
+    worker_poll_seconds: float = 0.5
+    """How often idle workers look for jobs queued by other replicas."""
+    events_poll_seconds: float = 0.25
+    """How often a progress stream (server-sent events) checks for changes."""
+
+    # providers ----------------------------------------------------------------------
+    leonardo_api_key: str = Field(default="", repr=False,
+                                  validation_alias=_alias("LEONARDO_API_KEY"))
+    """Leonardo AI key; when set, the `leonardo` provider is enabled (never logged)."""
+    leonardo_base_url: str = "https://cloud.leonardo.ai/api/rest/v1"
+    """Leonardo REST API base URL."""
+    leonardo_model_id: str = "aa77f04e-3eec-4034-9c07-d0f619684628"
+    """Leonardo model id (default Leonardo Kino XL; set it to the model your account uses)."""
+    leonardo_controlnet_preprocessor_id: int = 19
+    """Leonardo ControlNet preprocessor applied to the render (19: edges on SDXL models)."""
+    leonardo_cost_per_image_usd: float = 0.015
+    """Estimated cost of one Leonardo image (seed 000: $0.01–0.02)."""
+    replicate_api_token: str = Field(default="", repr=False,
+                                     validation_alias=_alias("REPLICATE_API_TOKEN"))
+    """Replicate token; when set, the `stablediffusion` provider is enabled (never logged)."""
+    replicate_base_url: str = "https://api.replicate.com/v1"
+    """Replicate API base URL."""
+    replicate_model: str = "lucataco/sdxl-controlnet"
+    """Replicate model (owner/name): SDXL img2img with ControlNet."""
+    replicate_version: str = ""
+    """Pinned model version id (required for community models); empty = the model's latest."""
+    replicate_cost_per_image_usd: float = 0.03
+    """Estimated cost of one Replicate image (seed 000: $0.02–0.04)."""
+    replicate_wait_seconds: int = Field(default=30, ge=0, le=60)
+    """`Prefer: wait` seconds on prediction create (0 = poll only); keep below the job lease."""
+    provider_timeout_seconds: float = 180.0
+    """Longest wait for one remote generation before it counts as timed out (and is retried)."""
+    provider_request_timeout_seconds: float = 30.0
+    """Timeout of one HTTP request to a provider (a timed-out request is retried)."""
+    provider_poll_interval_seconds: float = 2.0
+    """How often remote generations are polled."""
+    provider_max_retries: int = Field(default=3, ge=0)
+    """Retries of one provider request on 429, 5xx, timeouts and malformed answers."""
+    provider_backoff_seconds: float = 1.0
+    """First retry delay; doubles each retry, with jitter (a 429's Retry-After wins)."""
+    provider_max_backoff_seconds: float = 30.0
+    """Longest delay between two retries of one provider request."""
+    provider_max_retry_after_seconds: float = 60.0
+    """Longest Retry-After waited in place; a longer one hands the variant back to the queue."""
+
+    # rating delivery ----------------------------------------------------------------
+    outbox_poll_seconds: float = 1.0
+    """How often the outbox deliverer looks for ratings to deliver."""
+    outbox_max_backoff_seconds: float = 60.0
+    """Longest wait between delivery attempts to a service that is down."""
+    rate_delivery_timeout_seconds: float = 5.0
+    """How long saving a rating waits for the immediate delivery before answering."""
+
+    # phase 2 --------------------------------------------------------------------------
+    best_of_n_enabled: bool = True
+    """With a validated reward model, generate N candidates and show the best + most uncertain."""
+    best_of_n_candidates: int = 6
+    """N: candidates per experiment in phase 2 (at most 8)."""
+    best_of_n_max_cost_usd: float = 0.10
+    """Cost cap per experiment that bounds N when paid providers are enabled."""
+
+    # learning targets -------------------------------------------------------------
+    phase1_max_samples: int = 50
+    """Phase 1 ends after this many ratings (the seeds' rule)…"""
+    phase1_target_rating: float = 4.0
+    """…or once a rating reaches this."""
+    default_language: str = "es"
+    """Language of the pages when the trainer has not chosen one (`es` or `en`)."""
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "blobs"

@@ -1,0 +1,63 @@
+"""Gateway test fixtures: the app on a given database with its siblings unreachable."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.gateway.main import create_app
+from services.gateway.settings import GatewaySettings
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens there once the socket is closed
+
+
+@pytest.fixture
+def gateway_settings(database_url: str, tmp_path: Path) -> GatewaySettings:
+    return GatewaySettings(
+        database_url=database_url, data_dir=tmp_path, optimizer_url=closed_port_url(),
+        evolution_url=closed_port_url(), reward_url=closed_port_url(),
+        worker_poll_seconds=0.05, outbox_poll_seconds=0.2, internal_timeout_seconds=2)
+
+
+@pytest.fixture
+def gateway(gateway_settings: GatewaySettings) -> Iterator[TestClient]:
+    with TestClient(create_app(gateway_settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+
+
+def s3_bucket(endpoint: str, name: str) -> str:
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name

@@ -1,0 +1,114 @@
+"""Optimizer settings (environment prefix ``OPTIMIZER_``).
+
+Every knob has a default that works offline on a laptop. The model knobs trade
+suggestion latency against quality; with the defaults a suggestion (including the
+refit after a new rating) takes well under a second up to thousands of
+observations on two CPU cores (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from services.common.parameter_space import PROVIDERS
+from services.common.settings import ServiceSettings, shared_field
+from services.optimizer.model import GPConfig
+
+
+class OptimizerSettings(ServiceSettings):
+    """Settings of the optimizer service."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPTIMIZER_", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "optimizer"
+    port: int = 8001
+    database_url: str = shared_field(  # type: ignore[assignment]
+        "OPTIMIZER_",
+        "DATABASE_URL",
+        "",
+        "SQLAlchemy async URL; empty means SQLite at <DATA_DIR>/optimizer.db.",
+    )
+    n_initial_points: int = Field(
+        default=5,
+        ge=1,
+        description="Observations (for the enabled providers) needed before the GP is used; "
+        "until then suggestions are random.",
+    )
+    random_state: int = Field(
+        default=42, description="Seed for random suggestions, GP fitting and acquisition sampling."
+    )
+    default_providers: list[str] = Field(
+        default=["local"],
+        description="Providers assumed enabled when a suggestion request names none "
+        '(JSON list in the environment, e.g. \'["local","leonardo"]\').',
+    )
+    candidate_points: int = Field(
+        default=512,
+        ge=50,
+        description="Random candidates per enabled provider on which the posterior is "
+        "evaluated (plus every observed point and local perturbations of the best ones).",
+    )
+    local_points: int = Field(
+        default=24,
+        ge=0,
+        description="Perturbations around each of the best posterior means per provider, "
+        "so narrow optima are resolved.",
+    )
+    sample_points: int = Field(
+        default=96,
+        ge=10,
+        description="Most promising candidates per provider (by upper confidence bound) "
+        "over which joint posterior samples are drawn (Thompson sampling, convergence).",
+    )
+    posterior_samples: int = Field(
+        default=256,
+        ge=16,
+        description="Joint posterior draws for the provider probabilities and the "
+        "principled convergence measure.",
+    )
+    max_fit_observations: int = Field(
+        default=600,
+        ge=10,
+        description="The posterior is conditioned on at most this many most recent "
+        "observations (cost grows with the cube of their number).",
+    )
+    hyper_fit_observations: int = Field(
+        default=250,
+        ge=10,
+        description="The kernel and noise hyperparameters are fitted on at most this many "
+        "most recent observations.",
+    )
+    convergence_tolerance: float = Field(
+        default=0.25,
+        gt=0,
+        description="Stars: the principled convergence is the probability that the "
+        "recommendation is within this much of the best point in the space.",
+    )
+    model_cache_size: int = Field(
+        default=4, ge=1, description="Fitted models kept in memory (one per provider set)."
+    )
+
+    @field_validator("default_providers")
+    @classmethod
+    def _known_providers(cls, value: list[str]) -> list[str]:
+        unknown = [p for p in value if p not in PROVIDERS]
+        if unknown or not value:
+            raise ValueError(f"default_providers must be a non-empty subset of {PROVIDERS}")
+        return value
+
+    def gp_config(self) -> GPConfig:
+        """The model knobs as the plain value the domain modules take."""
+        return GPConfig(
+            n_initial_points=self.n_initial_points,
+            random_state=self.random_state,
+            candidate_points=self.candidate_points,
+            local_points=self.local_points,
+            sample_points=self.sample_points,
+            posterior_samples=self.posterior_samples,
+            max_fit_observations=self.max_fit_observations,
+            hyper_fit_observations=self.hyper_fit_observations,
+            convergence_tolerance=self.convergence_tolerance,
+        )

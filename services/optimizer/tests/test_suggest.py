@@ -1,0 +1,231 @@
+"""Suggestions and the model, without HTTP or a database."""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.common.parameter_space import DIMENSIONS, random_values
+from services.optimizer.model import GPConfig, ModelCache, assess, fit_window, recommend
+from services.optimizer.space import Context, Observation, SearchSpace
+from services.optimizer.suggest import random_suggestions, suggest
+
+BOUNDS = {d.name: (d.low, d.high) for d in DIMENSIONS}
+# Off-centre on purpose: the centre of the box is ~0.56 from it, a random point ~0.7.
+OPTIMUM = {"strength": 0.15, "guidance": 10.5, "structure": 0.95}
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CONTEXT = Context("structure", "1.0.0")
+
+
+def distance_to_optimum(values: dict[str, float]) -> float:
+    """Euclidean distance in the unit cube (each dimension scaled to [0, 1])."""
+    return math.sqrt(
+        sum(((values[k] - OPTIMUM[k]) / (BOUNDS[k][1] - BOUNDS[k][0])) ** 2 for k in OPTIMUM)
+    )
+
+
+def quality(provider: str, values: dict[str, float]) -> float:
+    """5 stars at the optimum with local, falling quadratically; leonardo 1.5 lower."""
+    return 5 - 8 * distance_to_optimum(values) ** 2 - (1.5 if provider == "leonardo" else 0)
+
+
+def quadratic_rating(provider: str, values: dict[str, float]) -> int:
+    return int(min(5, max(1, round(quality(provider, values)))))
+
+
+def observation(provider: str, values: dict[str, float], rating: float, i: int) -> Observation:
+    return Observation(
+        provider,
+        values,
+        rating,
+        experiment_id=f"e{i // 2}",
+        image_id=f"img{i // 2}",
+        rater="t@example.com",
+        mode="structure",
+        prompt_version="1.0.0",
+    )
+
+
+def random_observations(n: int, providers: list[str], seed: int = 0) -> list[Observation]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        provider = rng.choice(providers)
+        values = random_values(rng)
+        out.append(observation(provider, values, quadratic_rating(provider, values), i))
+    return out
+
+
+def in_bounds(values: dict[str, float]) -> bool:
+    return all(BOUNDS[k][0] <= v <= BOUNDS[k][1] for k, v in values.items())
+
+
+def test_random_phase_is_repeatable_and_depends_on_the_state() -> None:
+    space = SearchSpace.for_providers(["local", "leonardo"])
+    config = GPConfig(random_state=42)
+    cache = ModelCache()
+    first = suggest(space, [], 4, config, cache)
+    again = suggest(space, [], 4, config, cache)
+    assert first == again
+    assert all(s.source == "random" for s in first)
+    assert all(in_bounds(s.values) and s.provider in space.providers for s in first)
+    assert len({s.values["strength"] for s in first}) == 4
+    # One more observation moves the seed, so the next experiment gets new points.
+    after_one = suggest(space, random_observations(1, ["local"]), 4, config, cache)
+    assert after_one != first
+    assert after_one == random_suggestions(space, 4, 42 + 1)
+    assert cache.misses == 0  # no model was fitted in the random phase
+
+
+def test_observations_of_disabled_providers_do_not_count() -> None:
+    space = SearchSpace.for_providers(["local"])
+    leonardo_only = random_observations(10, ["leonardo"])
+    batch = suggest(space, leonardo_only, 2, GPConfig(), ModelCache())
+    assert [s.source for s in batch] == ["random", "random"]
+    assert {s.provider for s in batch} == {"local"}
+
+
+@pytest.mark.parametrize("providers", [["local"], ["local", "leonardo", "stablediffusion"]])
+def test_after_initial_points_suggestions_are_bayesian_and_in_bounds(
+    providers: list[str],
+) -> None:
+    space = SearchSpace.for_providers(providers)
+    observations = random_observations(6, providers, seed=3)
+    cache = ModelCache()
+    batch = suggest(space, observations, 3, GPConfig(), cache, CONTEXT)
+    assert [s.source for s in batch] == ["bayesian"] * 3
+    assert {s.strategy for s in batch} == {"thompson"}
+    assert all(s.provider in providers and in_bounds(s.values) for s in batch)
+    assert all(s.predicted_rating is not None for s in batch)
+    assert len({tuple(s.values.values()) for s in batch}) == 3  # a batch is spread out
+    assert suggest(space, observations, 3, GPConfig(), cache, CONTEXT) == batch
+    assert (cache.misses, cache.hits) == (1, 1)  # same observations: fitted once
+
+
+@pytest.mark.parametrize(("first", "rest"), [("exploit", "ei"), ("thompson", "ucb")])
+def test_other_batch_rules_give_distinct_points(first: str, rest: str) -> None:
+    space = SearchSpace.for_providers(["local"])
+    observations = random_observations(8, ["local"], seed=2)
+    config = GPConfig(first_variant=first, other_variants=rest)  # type: ignore[arg-type]
+    batch = suggest(space, observations, 2, config, ModelCache(), CONTEXT)
+    assert [s.source for s in batch] == ["bayesian"] * 2
+    assert batch[0].values != batch[1].values
+    if first == "exploit":
+        rec = recommend(space, observations, config, ModelCache(), CONTEXT)
+        assert rec is not None and batch[0].values == rec.values
+        assert batch[1].strategy == "expected_improvement"
+        assert batch[1].expected_improvement is not None and batch[1].expected_improvement >= 0
+
+
+def test_new_observation_refits_the_model() -> None:
+    space = SearchSpace.for_providers(["local"])
+    observations = random_observations(8, ["local"], seed=5)
+    cache = ModelCache()
+    suggest(space, observations, 2, GPConfig(), cache)
+    suggest(space, [*observations, observation("local", OPTIMUM, 5, 99)], 2, GPConfig(), cache)
+    assert cache.misses == 2
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_optimizer_moves_toward_the_optimum_of_a_quadratic_surface(seed: int) -> None:
+    """Closed loop on a synthetic rating surface: random points, then batches of 2."""
+    space = SearchSpace.for_providers(["local", "leonardo"])
+    config = GPConfig(random_state=seed)
+    cache = ModelCache()
+    observations: list[Observation] = []
+    sources: list[str] = []
+    while len(observations) < 24:
+        for s in suggest(space, observations, 2, config, cache, CONTEXT):
+            rating = quadratic_rating(s.provider, s.values)
+            observations.append(observation(s.provider, s.values, rating, len(observations)))
+            sources.append(s.source)
+    assert sources[:6] == ["random"] * 6 and set(sources[6:]) == {"bayesian"}
+    rec = recommend(space, observations, config, cache, CONTEXT)
+    assert rec is not None and rec.source == "model"
+    assert rec.provider == "local"
+    # Observed 0.03-0.2 over seeds 1-6; the box centre is ~0.56 away.
+    assert distance_to_optimum(rec.values) < 0.3
+    assert rec.predicted_rating is not None and rec.predicted_rating >= 4.0
+    assert rec.interval is not None and rec.interval[0] <= rec.predicted_rating <= rec.interval[1]
+    random_mean = np.mean([o.rating for o in observations[:6]])
+    bayesian_mean = np.mean([o.rating for o in observations[6:]])
+    assert bayesian_mean > random_mean + 0.8
+
+
+def test_thompson_sampling_stops_wasting_samples_on_a_worse_provider() -> None:
+    space = SearchSpace.for_providers(["local", "leonardo"])
+    observations = random_observations(40, ["local", "leonardo"], seed=11)
+    model_view = assess(space, observations, GPConfig(), ModelCache(), CONTEXT)
+    probabilities = {p.provider: p.probability_best for p in model_view.providers}
+    assert probabilities["local"] > 0.9 and probabilities["leonardo"] < 0.1
+    providers = [
+        s.provider
+        for seed in range(4)
+        for s in suggest(space, observations, 2, GPConfig(random_state=seed), ModelCache())
+    ]
+    assert providers.count("leonardo") <= 1
+
+
+def test_recommendation_before_the_model_is_the_best_observed_point() -> None:
+    space = SearchSpace.for_providers(["local", "leonardo"])
+    observations = [
+        Observation("local", {"strength": 0.3, "guidance": 7.0, "structure": 0.8}, 3),
+        Observation("leonardo", {"strength": 0.4, "guidance": 9.0, "structure": 0.9}, 4),
+        Observation("local", {"strength": 0.2, "guidance": 6.0, "structure": 0.75}, 4),
+    ]
+    rec = recommend(space, observations, GPConfig(), ModelCache())
+    assert rec is not None
+    assert (rec.provider, rec.values, rec.source, rec.predicted_rating) == (
+        "local",
+        observations[2].values,
+        "observed",
+        None,
+    )
+    assert recommend(space, [], GPConfig(), ModelCache()) is None
+
+
+def test_model_is_conditioned_on_the_most_recent_window() -> None:
+    observations = random_observations(30, ["local"], seed=9)
+    config = GPConfig(max_fit_observations=10, hyper_fit_observations=10)
+    window = fit_window(observations, config)
+    assert window == observations[-10:]
+    cache = ModelCache()
+    space = SearchSpace.for_providers(["local"])
+    suggest(space, observations, 2, config, cache)
+    assert cache.get(window, config).n_observations == 10
+    assert (cache.misses, cache.hits) == (1, 1)
+
+
+def test_importing_the_service_does_not_import_the_numerical_libraries() -> None:
+    code = (
+        "import sys, services.optimizer.main; "
+        "print(any(m in sys.modules for m in ('scipy', 'skopt', 'sklearn')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_a_failing_fit_degrades_to_random_points_and_the_observed_best(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import services.optimizer.model as model
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr(model, "fit_model", broken)
+    space = SearchSpace.for_providers(["local"])
+    observations = random_observations(8, ["local"], seed=4)
+    batch = suggest(space, observations, 2, GPConfig(), ModelCache())
+    assert batch == random_suggestions(space, 2, GPConfig().random_state + 8)
+    rec = recommend(space, observations, GPConfig(), ModelCache())
+    assert rec is not None and rec.source == "observed"
+    assert rec.values == max(reversed(observations), key=lambda o: o.rating).values

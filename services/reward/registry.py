@@ -1,0 +1,114 @@
+"""Model registry: how a fitted model is stored, found, loaded and (de)activated.
+
+Every trained model is a version (``rm-0001``, ``rm-0002``…): a row in
+``reward_models`` with its held-out metrics, training-set size and feature set, and
+a pickled :class:`~services.reward.model.RatingModel` in the model blob store
+(``REWARD_MODEL_DIR``). The row records the blob's SHA-256 and the bytes are checked
+before unpickling, so a truncated or swapped file is refused instead of loaded.
+(The blobs are written only by this service; pickle is not an exchange format.)
+
+Activation rules (enforced by :mod:`services.reward.training` and
+:func:`rollback`): a newly trained version becomes active only when it passed the
+validation gate; a manual rollback may activate only a version that passed it, so
+the active model, when there is one, is always a validated one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import threading
+from collections import OrderedDict
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.reward import store
+from services.reward.blobs import BlobStore
+from services.reward.errors import ModelNotFound, ModelUnavailable, RollbackRefused
+from services.reward.model import RatingModel
+from services.reward.models import ModelVersion
+
+_CACHE_SIZE = 4
+
+
+class ModelRegistry:
+    """Saves and loads model blobs; keeps the last few loaded models in memory.
+
+    Thread-safe: ``save`` and ``load`` are blocking and may run in worker threads.
+    """
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self._loaded: OrderedDict[str, RatingModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def save(self, version: str, model: RatingModel) -> tuple[str, str]:
+        """Store ``model`` as ``version``; returns its blob key and SHA-256."""
+        data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        key = f"{version}.pkl"
+        self.blobs.put(key, data)
+        return key, hashlib.sha256(data).hexdigest()
+
+    def load(self, row: ModelVersion) -> RatingModel:
+        """The fitted model of ``row`` (from memory when loaded recently).
+
+        Raises:
+            ModelUnavailable: the blob is missing or does not match its recorded hash.
+        """
+        with self._lock:
+            if row.version in self._loaded:
+                self._loaded.move_to_end(row.version)
+                return self._loaded[row.version]
+        try:
+            data = self.blobs.get(row.blob_key)
+        except KeyError as exc:
+            raise ModelUnavailable(
+                f"No se encuentra el archivo del modelo {row.version}; reentrena el modelo.",
+                f"The file of model {row.version} is missing; retrain the model.",
+            ) from exc
+        if hashlib.sha256(data).hexdigest() != row.blob_sha256:
+            raise ModelUnavailable(
+                f"El archivo del modelo {row.version} está dañado; reentrena el modelo.",
+                f"The file of model {row.version} is corrupt; retrain the model.",
+            )
+        model: RatingModel = pickle.loads(data)  # noqa: S301 - our own, hash-checked blob
+        with self._lock:
+            self._loaded[row.version] = model
+            while len(self._loaded) > _CACHE_SIZE:
+                self._loaded.popitem(last=False)
+        return model
+
+
+async def rollback(session: AsyncSession, version: str | None) -> tuple[str, str | None]:
+    """Activate ``version`` (default: the previously active validated one).
+
+    Returns the newly active version and the one it replaced.
+
+    Raises:
+        ModelNotFound: ``version`` does not exist.
+        RollbackRefused: ``version`` never passed the validation gate, or there is no
+            earlier validated version to go back to.
+    """
+    current = await store.get_active_model(session)
+    current_version = current.version if current else None
+    if version is None:
+        target = await store.previous_validated(session, current_version)
+        if target is None:
+            raise RollbackRefused(
+                "No hay una versión validada anterior a la que volver.",
+                "There is no earlier validated version to roll back to.",
+            )
+    else:
+        target = await store.get_model(session, version)
+        if target is None:
+            raise ModelNotFound(
+                f"No existe la versión de modelo {version}.",
+                f"There is no model version {version}.",
+            )
+        if not target.validated:
+            raise RollbackRefused(
+                f"La versión {version} no pasó la validación y no puede activarse.",
+                f"Version {version} did not pass validation and cannot be activated.",
+            )
+    await store.activate(session, target.version)
+    return target.version, current_version

@@ -1,0 +1,60 @@
+"""The reward service's long-lived parts, built once per app at start-up.
+
+:func:`start` loads CLIP (when configured; in a worker thread, since loading weights
+takes seconds) and wires the feature context, blob stores, model registry and the
+trainer; :meth:`Runtime.close` stops a background training on shut-down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.reward.blobs import LocalBlobStore
+from services.reward.clip import load_clip
+from services.reward.extraction import FeatureContext, ImageLimits
+from services.reward.features import FeatureExtractor
+from services.reward.registry import ModelRegistry
+from services.reward.settings import RewardSettings
+from services.reward.training import Trainer
+
+
+@dataclass
+class Runtime:
+    ctx: FeatureContext
+    clip_reason: str
+    images: LocalBlobStore
+    registry: ModelRegistry
+    trainer: Trainer
+
+    @property
+    def feature_set(self) -> str:
+        return "classical+clip" if self.ctx.clip is not None else "classical"
+
+    async def close(self) -> None:
+        await self.trainer.close()
+
+
+async def start(
+    settings: RewardSettings,
+    extractor: FeatureExtractor,
+    sessions: async_sessionmaker[AsyncSession],
+) -> Runtime:
+    clip, reason = await asyncio.to_thread(
+        load_clip,
+        settings.clip_model,
+        device=settings.clip_device,
+        batch_size=settings.clip_batch_size,
+    )
+    ctx = FeatureContext(
+        extractor=extractor,
+        limits=ImageLimits.from_settings(settings),
+        structure_size=settings.feature_size,
+        clip=clip,
+    )
+    images = LocalBlobStore(settings.images_path)
+    registry = ModelRegistry(LocalBlobStore(settings.models_path))
+    trainer = Trainer(sessions, settings, ctx, registry, images)
+    return Runtime(ctx, reason, images, registry, trainer)

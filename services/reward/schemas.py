@@ -1,0 +1,180 @@
+"""Request and response shapes of the reward service's HTTP API (not its tables)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class FeatureGroups(BaseModel):
+    """The feature vector split into blocks (see :mod:`services.reward.features`)."""
+
+    color_histogram: list[float] = Field(description="4×4×4 joint RGB histogram, sums to 1.")
+    edge_density: float = Field(description="Fraction of pixels on an edge (Sobel).")
+    texture: list[float] = Field(
+        description="gradient_mean, local_std_mean, then Gabor energies (fine, coarse × 4 angles)."
+    )
+    lighting: list[float] = Field(
+        description="16-bin luma histogram, mean, p05, p50, p95, clipped_dark, clipped_bright."
+    )
+    sharpness: float = Field(description="Variance of the Laplacian of luma.")
+    noise: float = Field(description="Robust noise standard deviation of luma.")
+    colorfulness: float = Field(description="Hasler–Süsstrunk colourfulness.")
+    contrast: float = Field(description="RMS contrast (standard deviation of luma).")
+    canny_edge_density: float | None = Field(
+        default=None, description="Fraction of pixels on a Canny edge (classical-v2)."
+    )
+    naturalness: list[float] | None = Field(
+        default=None, description="BRISQUE MSCN statistics at 2 scales (36 values, classical-v2)."
+    )
+    multiscale: list[float] | None = Field(
+        default=None,
+        description="laplacian_var_half, spectral_slope, hf_energy_ratio, jpeg_blockiness.",
+    )
+    saturation: list[float] | None = Field(
+        default=None, description="HSV saturation mean, std, p95."
+    )
+    regional: list[float] | None = Field(
+        default=None,
+        description="luma_local_contrast_coarse, dark_channel_mean, highlight_detail.",
+    )
+
+
+class ExtractFeaturesResponse(BaseModel):
+    feature_version: str = Field(description="Vector space id, e.g. 'classical-v1@512'.")
+    feature_names: list[str]
+    features: list[float]
+    groups: FeatureGroups
+    dims: int
+    image_sha256: str
+    width: int = Field(description="Width of the decoded image (after EXIF rotation).")
+    height: int
+    cached: bool = Field(description="True when these bytes had been featurised before.")
+
+
+class ObservationForm(BaseModel):
+    """Form fields of ``POST /ml/observe`` (the image travels as the ``image`` file)."""
+
+    rating_id: str = Field(min_length=1, max_length=64, description="Gateway rating id.")
+    rating: int = Field(ge=1, le=5, description="Stars, 1 to 5.")
+    experiment_id: str = Field(min_length=1, max_length=64)
+    option: str = Field(min_length=1, max_length=32, description="Which variant, e.g. 'A'.")
+    rater: str = Field(min_length=1, max_length=255)
+    variant_id: str | None = Field(default=None, max_length=64)
+    prompt_version: str | None = Field(default=None, max_length=64)
+    mode: str | None = Field(default=None, max_length=32, description="structure | surfaces")
+
+    @field_validator("variant_id", "prompt_version", "mode", mode="before")
+    @classmethod
+    def _blank_is_missing(cls, value: object) -> object:
+        # HTTP clients send an absent optional form field as an empty string.
+        return None if value == "" else value
+
+
+class ObserveResponse(BaseModel):
+    stored: bool = Field(description="False when this rating_id had already been stored.")
+    observations: int = Field(description="Observations stored in total.")
+
+
+class HeldOutMetrics(BaseModel):
+    """Scores on held-out observations (see :mod:`services.reward.metrics`)."""
+
+    n: int
+    srcc: float
+    plcc: float
+    mae: float
+    within_05: float
+    coverage_68: float
+    coverage_95: float
+    mean_std: float
+
+
+class StatusResponse(BaseModel):
+    observations: int
+    ratings_histogram: dict[str, int] = Field(description="Observations per star, '1'..'5'.")
+    feature_version: str
+    feature_dims: int
+    model: str | None = Field(default=None, description="Active reward model version.")
+    ready_for_inference: bool = Field(description="A validated model is active.")
+    model_version: str | None = Field(default=None, description="Same as model.")
+    validated: bool = False
+    feature_set: str | None = Field(default=None, description="Active model's feature set.")
+    heldout_metrics: HeldOutMetrics | None = None
+    n_train: int | None = None
+    new_observations: int = Field(
+        default=0, description="Observations after the newest one any version trained on."
+    )
+    retrain_every: int = 0
+    training: bool = Field(default=False, description="A training is running now.")
+    last_training_error: str | None = None
+
+
+class ClipStatus(BaseModel):
+    available: bool
+    reason: str
+
+
+class ModelVersionPublic(BaseModel):
+    version: str
+    status: str = Field(description="active | inactive | rejected")
+    validated: bool = Field(description="Passed the validation gate when trained.")
+    kind: str
+    feature_set: str
+    feature_version: str
+    n_train: int
+    n_holdout: int
+    metrics: HeldOutMetrics
+    baseline: dict[str, Any] | None
+    reason: str
+    trigger: str = Field(description="manual | auto")
+    created_at: datetime
+    activated_at: datetime | None
+
+
+class ModelsResponse(BaseModel):
+    active: str | None
+    models: list[str] = Field(description="Every version, newest first.")
+    feature_set: str = Field(description="What this service can compute now.")
+    clip: ClipStatus
+    versions: list[ModelVersionPublic] = Field(default_factory=list)
+
+
+class TrainResponse(BaseModel):
+    version: str
+    activated: bool
+    validated: bool
+    reason: str
+    kind: str
+    feature_set: str
+    n_train: int
+    n_holdout: int
+    metrics: HeldOutMetrics
+    baseline: HeldOutMetrics = Field(description="The constant predictor on the same held-out set.")
+    incumbent: str | None
+    candidates: dict[str, HeldOutMetrics]
+
+
+class RollbackRequest(BaseModel):
+    version: str | None = Field(
+        default=None, description="Version to activate; default the previous validated one."
+    )
+
+
+class RollbackResponse(BaseModel):
+    active: str
+    previous: str | None
+
+
+class Prediction(BaseModel):
+    index: int
+    mean: float = Field(description="Predicted rating, 1–5 stars.")
+    std: float = Field(description="Predictive standard deviation, in stars.")
+    image_sha256: str
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    validated: bool
+    predictions: list[Prediction]

@@ -1,0 +1,108 @@
+"""Settings of the reward service (environment variables prefixed ``REWARD_``).
+
+Defaults work offline on a laptop: an SQLite file under ``./data/reward.db``,
+classical features only. ``DATABASE_URL`` is also read without the prefix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings, shared_field
+
+
+class RewardSettings(ServiceSettings):
+    """Configuration of the reward service."""
+
+    model_config = SettingsConfigDict(env_prefix="REWARD_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "reward"
+    port: int = 8003
+    database_url: str = shared_field(  # type: ignore[assignment]
+        "REWARD_",
+        "DATABASE_URL",
+        "",
+        "SQLAlchemy async URL; empty means sqlite+aiosqlite under DATA_DIR/reward.db.",
+    )
+    max_image_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        gt=0,
+        description="Largest accepted upload, in bytes (413 above it).",
+    )
+    max_pixels: int = Field(
+        default=40_000_000,
+        gt=0,
+        description="Largest accepted image, in pixels (width x height; 413 above it).",
+    )
+    feature_size: int = Field(
+        default=512,
+        ge=16,
+        le=4096,
+        description=(
+            "Long side, in pixels, the image is resized to before classical features are "
+            "computed. Part of the feature version: changing it starts a new vector space."
+        ),
+    )
+    clip_model: str = Field(
+        default="",
+        description=(
+            "Local directory of CLIP weights saved by transformers (save_pretrained: "
+            "config.json, weights, preprocessor_config.json). Empty: classical features "
+            "only; /ml/models says why CLIP is off. Nothing is downloaded."
+        ),
+    )
+    clip_device: str = Field(
+        default="auto",
+        description="auto (cuda when available, else cpu), cpu or cuda[:N]. fp16 on cuda.",
+    )
+    clip_batch_size: int = Field(default=32, ge=1, le=1024, description="Images per CLIP batch.")
+    model_dir: Path | None = Field(
+        default=None,
+        description="Blob directory for trained models; empty means DATA_DIR/reward/models.",
+    )
+    image_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Blob directory for labelled images (and their originals), kept so models "
+            "can be retrained on new feature sets; empty means DATA_DIR/reward/images."
+        ),
+    )
+    retrain_every: int = Field(
+        default=100,
+        ge=1,
+        description="Train a new model in the background after this many new observations.",
+    )
+    auto_retrain: bool = Field(default=True, description="Whether observe triggers retraining.")
+    min_train: int = Field(
+        default=30, ge=5, description="Fewest training observations a model is fitted on."
+    )
+    min_holdout: int = Field(
+        default=8, ge=2, description="Fewest held-out observations a model can be validated on."
+    )
+    holdout_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description=(
+            "Share of observations held out, chosen by a hash of rating_id so the split is "
+            "stable: no model version ever trains on a held-out rating."
+        ),
+    )
+    ensemble_resamples: int = Field(
+        default=5, ge=2, le=50, description="Bootstrap resamples in a model ensemble."
+    )
+    mlp_epochs: int = Field(default=300, ge=1, description="Training epochs of each CLIP MLP.")
+    max_batch: int = Field(
+        default=32, ge=1, le=256, description="Most images one /ml/predict_rating call scores."
+    )
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir or self.data_dir / "reward" / "models"
+
+    @property
+    def images_path(self) -> Path:
+        return self.image_dir or self.data_dir / "reward" / "images"
