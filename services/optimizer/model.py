@@ -64,7 +64,7 @@ Acquisition = Literal["thompson", "exploit", "ei", "ucb"]
 class GPConfig:
     """Model knobs (see ``OptimizerSettings`` for their meaning)."""
 
-    n_initial_points: int = 5
+    n_initial_points: int = 10
     random_state: int = 42
     candidate_points: int = 512
     local_points: int = 24
@@ -78,6 +78,7 @@ class GPConfig:
     first_variant: Acquisition = "thompson"
     other_variants: Acquisition = "thompson"
     recommendation_sd: float = 0.0
+    challenger_floor: float = 0.05
 
     def fingerprint(self) -> list[Any]:
         return [
@@ -94,6 +95,7 @@ class GPConfig:
             self.first_variant,
             self.other_variants,
             self.recommendation_sd,
+            self.challenger_floor,
         ]
 
 
@@ -220,6 +222,12 @@ class Analysis:
         mask = self.query.provider[self.subset] == code
         row = self.samples[draw % self.samples.shape[0]]
         return int(self.subset[mask][np.argmax(row[mask])])
+
+    def draws_won_by_other(self, code: int) -> np.ndarray:
+        """Indices of the posterior draws in which a provider other than ``code`` wins."""
+        codes = self.query.provider[self.subset]
+        winners = codes[np.argmax(self.samples, axis=1)]
+        return np.flatnonzero(winners != code)
 
     def thompson_provider(self, draw: int) -> int:
         """Provider code whose best sampled quality is highest in posterior draw ``draw``."""

@@ -32,10 +32,18 @@ class OptimizerSettings(ServiceSettings):
         "SQLAlchemy async URL; empty means SQLite at <DATA_DIR>/optimizer.db.",
     )
     n_initial_points: int = Field(
-        default=5,
+        default=10,
         ge=1,
-        description="Observations (for the enabled providers) needed before the GP is used; "
-        "until then suggestions are random.",
+        description="Observations (for the enabled providers) needed before the GP is used "
+        "(10 = five experiments); until then suggestions follow a space-filling design.",
+    )
+    challenger_floor: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="With several providers, the second variant tries another provider "
+        "while the posterior gives it at least this probability of being best "
+        "(top-two Thompson sampling).",
     )
     random_state: int = Field(
         default=42, description="Seed for random suggestions, GP fitting and acquisition sampling."
@@ -103,6 +111,7 @@ class OptimizerSettings(ServiceSettings):
         """The model knobs as the plain value the domain modules take."""
         return GPConfig(
             n_initial_points=self.n_initial_points,
+            challenger_floor=self.challenger_floor,
             random_state=self.random_state,
             candidate_points=self.candidate_points,
             local_points=self.local_points,

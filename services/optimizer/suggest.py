@@ -1,4 +1,4 @@
-"""Which parameters to try next: random start-up points, then a Bayesian batch.
+"""Which parameters to try next: a space-filling start, then a Bayesian batch.
 
 Notation as in :mod:`services.optimizer.gp`: ``μ(z)``, ``σ²(z)`` are the posterior
 mean and variance of the quality ``q(z)`` in the request's context (mode, prompt
@@ -7,16 +7,29 @@ version); ``q*`` is the best posterior mean over the candidates (the incumbent).
 Decisions made here:
 
 * While fewer than ``n_initial_points`` observations exist for the enabled
-  providers, suggestions are uniformly random inside the bounds, seeded with
-  ``random_state + n`` (``n`` = those observations), so the same state always
-  gives the same suggestions.
+  providers, suggestions come from a **scrambled Halton sequence** over the unit
+  cube (seeded with ``random_state``; point ``n`` of the sequence for the ``n``-th
+  observation, so the same state always gives the same suggestions), with the
+  providers taken in turn, so every early experiment compares providers on one
+  render. A low-discrepancy start covers the box more evenly than uniform draws:
+  in simulation it was never behind random search at 5 rounds, where uniform
+  start-up points plus early Thompson draws were (docs/benchmarks.md).
 * After that, one experiment's batch is chosen by **Thompson sampling**: each
   variant takes its own joint draw of ``q`` from the posterior (over the most
-  promising candidates of every enabled provider) and uses its argmax.
+  promising candidates of every enabled provider) and uses that draw's argmax,
+  provider and parameters together.
 
   - **Provider** (seed 004, roadmap 3.1.A): the provider whose best sampled point
     is highest in the draw. A provider that is clearly worse is then almost never
     drawn, while one that is still uncertain is.
+  - **Top-two challenger** (Russo 2016, "top-two Thompson sampling"): the goal of
+    phase 1 is to *identify* the best provider and parameters, not to collect high
+    ratings along the way. So when several providers are enabled, later variants
+    of a batch use the first draw in which a *different* provider than the first
+    variant's wins, as long as such draws have probability ≥
+    ``challenger_floor``. A provider is thus tested until the posterior gives it
+    under that probability of being best; plain Thompson sampling often settled
+    on whichever provider's optimum it found first.
   - **Parameters**: the argmax of the same draw within that provider. Two draws
     give two different, individually plausible optima, so the pair both exploits
     (each is a possible best) and explores (where the posterior is unsure).
@@ -33,8 +46,9 @@ Decisions made here:
   surface, 25 rounds) it got stuck on local optima: mean regret 1.6 / 0.34 /
   1.7 / 0.84 stars (narrow / broad / provider / boundary) against 0.7 / 0.2 / 0.5
   / 0.2 for Thompson draws, so Thompson sampling is the default.
-* If fitting or acquisition fails, the batch falls back to random points marked
-  ``"random"``: a trainer is never blocked by a numerical problem (it is logged).
+* If fitting or acquisition fails, the batch falls back to uniformly random
+  points marked ``"random"``: a trainer is never blocked by a numerical problem
+  (it is logged).
 """
 
 from __future__ import annotations
@@ -49,7 +63,7 @@ import numpy as np
 
 from services.common.parameter_space import random_values
 from services.optimizer.model import Acquisition, Analysis, GPConfig, ModelCache, model_for
-from services.optimizer.space import Context, Observation, SearchSpace
+from services.optimizer.space import Context, Observation, SearchSpace, from_unit
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +98,18 @@ def random_suggestions(space: SearchSpace, n: int, seed: int) -> list[Suggestion
     return out
 
 
+def initial_design(space: SearchSpace, n: int, start: int, seed: int) -> list[Suggestion]:
+    """Points ``start … start+n-1`` of a scrambled Halton sequence, providers in turn."""
+    from scipy.stats import qmc  # lazily: importing the service must stay light
+
+    points = qmc.Halton(d=3, scramble=True, seed=seed).random(start + n)[start:]
+    providers = space.providers
+    return [
+        Suggestion(providers[(start + i) % len(providers)], from_unit(u), "random")
+        for i, u in enumerate(points)
+    ]
+
+
 def expected_improvement(mean: np.ndarray, sd: np.ndarray, incumbent: float) -> np.ndarray:
     """``E[max(q − incumbent, 0)]`` for ``q ~ N(mean, sd²)`` (elementwise)."""
     from scipy.stats import norm
@@ -95,9 +121,14 @@ def expected_improvement(mean: np.ndarray, sd: np.ndarray, incumbent: float) -> 
 
 
 def bayesian_batch(
-    analysis: Analysis, n: int, first: Acquisition = "thompson", rest: Acquisition = "thompson"
+    analysis: Analysis,
+    n: int,
+    first: Acquisition = "thompson",
+    rest: Acquisition = "thompson",
+    challenger_floor: float = 0.05,
 ) -> list[Suggestion]:
-    """Thompson-sampled providers; exploit first, then EI given the picks so far."""
+    """``n`` variants: a Thompson draw each (later ones top-two challengers, see the
+    module docstring), or the ``exploit`` / ``ei`` / ``ucb`` rules when configured."""
     mean, var = analysis.mean, analysis.var.copy()
     codes = analysis.query.provider
     several = len(analysis.providers) > 1
@@ -105,8 +136,15 @@ def bayesian_batch(
     incumbent = float(mean.max())
     updates: list[np.ndarray] = []
     out: list[Suggestion] = []
+    first_code: int | None = None
     for j in range(n):
-        code = analysis.thompson_provider(j) if several else int(codes[0])
+        draw = j
+        code = analysis.thompson_provider(draw) if several else int(codes[0])
+        if several and first_code is not None:
+            rivals = analysis.draws_won_by_other(first_code)
+            if len(rivals) and len(rivals) >= challenger_floor * analysis.samples.shape[0]:
+                draw = int(rivals[(j - 1) % len(rivals)])
+                code = analysis.thompson_provider(draw)
         allowed = np.flatnonzero(codes == code)
         ei: float | None = None
         rule = first if j == 0 else rest
@@ -114,7 +152,7 @@ def bayesian_batch(
             pick = int(allowed[np.argmax(mean[allowed])])
             strategy: Strategy = "exploit"
         elif rule == "thompson":
-            pick = analysis.thompson_point(j + 17, code)
+            pick = analysis.thompson_point(draw, code)
             strategy = "thompson"
         elif rule == "ucb":
             scores = mean[allowed] + 2.0 * np.sqrt(var[allowed])
@@ -133,6 +171,8 @@ def bayesian_batch(
         updates.append(u)
         var = np.maximum(var - u * u, 1e-12)
         provider = analysis.provider_of(pick)
+        if first_code is None:
+            first_code = int(codes[pick])
         out.append(
             Suggestion(
                 provider=provider,
@@ -161,11 +201,13 @@ def suggest(
     try:
         model = model_for(space, observations, config, cache)
         if model is None:
-            return random_suggestions(space, n, config.random_state + relevant)
+            return initial_design(space, n, relevant, config.random_state)
         analysis = model.analyse(space, context)
         batch: list[Suggestion] = model.memo(
             ("batch", space.providers, context, n),
-            lambda: bayesian_batch(analysis, n, config.first_variant, config.other_variants),
+            lambda: bayesian_batch(
+                analysis, n, config.first_variant, config.other_variants, config.challenger_floor
+            ),
         )
         return list(batch)
     except Exception:

@@ -22,8 +22,13 @@ LEONARDO_NAMES = {"init_strength", "guidance_scale", "controlnet_weight"}
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> OptimizerSettings:
+    # A five-observation start-up design keeps these API tests to a few ratings.
     return OptimizerSettings(
-        database_url=database_url, data_dir=tmp_path, service_token=TOKEN, random_state=7
+        database_url=database_url,
+        data_dir=tmp_path,
+        service_token=TOKEN,
+        random_state=7,
+        n_initial_points=5,
     )
 
 

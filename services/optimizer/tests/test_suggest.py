@@ -14,13 +14,18 @@ import pytest
 from services.common.parameter_space import DIMENSIONS, random_values
 from services.optimizer.model import GPConfig, ModelCache, assess, fit_window, recommend
 from services.optimizer.space import Context, Observation, SearchSpace
-from services.optimizer.suggest import random_suggestions, suggest
+from services.optimizer.suggest import initial_design, random_suggestions, suggest
 
 BOUNDS = {d.name: (d.low, d.high) for d in DIMENSIONS}
 # Off-centre on purpose: the centre of the box is ~0.56 from it, a random point ~0.7.
 OPTIMUM = {"strength": 0.15, "guidance": 10.5, "structure": 0.95}
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CONTEXT = Context("structure", "1.0.0")
+
+
+def small_config(**overrides: object) -> GPConfig:
+    """A five-observation start-up design, so the model is exercised with few ratings."""
+    return GPConfig(**{"n_initial_points": 5, **overrides})  # type: ignore[arg-type]
 
 
 def distance_to_optimum(values: dict[str, float]) -> float:
@@ -66,27 +71,43 @@ def in_bounds(values: dict[str, float]) -> bool:
     return all(BOUNDS[k][0] <= v <= BOUNDS[k][1] for k, v in values.items())
 
 
-def test_random_phase_is_repeatable_and_depends_on_the_state() -> None:
+def test_start_up_design_is_repeatable_alternates_providers_and_continues() -> None:
     space = SearchSpace.for_providers(["local", "leonardo"])
-    config = GPConfig(random_state=42)
+    config = small_config(random_state=42)
     cache = ModelCache()
     first = suggest(space, [], 4, config, cache)
-    again = suggest(space, [], 4, config, cache)
-    assert first == again
+    assert suggest(space, [], 4, config, cache) == first
     assert all(s.source == "random" for s in first)
-    assert all(in_bounds(s.values) and s.provider in space.providers for s in first)
+    assert all(in_bounds(s.values) for s in first)
+    assert [s.provider for s in first] == [*space.providers, *space.providers]
     assert len({s.values["strength"] for s in first}) == 4
-    # One more observation moves the seed, so the next experiment gets new points.
+    # One more observation: the next points of the same sequence, not a reshuffle.
     after_one = suggest(space, random_observations(1, ["local"]), 4, config, cache)
-    assert after_one != first
-    assert after_one == random_suggestions(space, 4, 42 + 1)
-    assert cache.misses == 0  # no model was fitted in the random phase
+    assert [s.values for s in after_one[:3]] == [s.values for s in first[1:]]
+    assert after_one == initial_design(space, 4, 1, 42)
+    assert cache.misses == 0  # no model was fitted in the start-up phase
+
+
+def test_start_up_design_covers_the_box_more_evenly_than_random_points() -> None:
+    from scipy.stats import qmc
+
+    space = SearchSpace.for_providers(["local"])
+
+    def unit(batch: list) -> np.ndarray:
+        return np.array(
+            [[(s.values[k] - BOUNDS[k][0]) / (BOUNDS[k][1] - BOUNDS[k][0]) for k in OPTIMUM]
+             for s in batch]
+        )
+
+    design = [qmc.discrepancy(unit(initial_design(space, 10, 0, seed))) for seed in range(10)]
+    uniform = [qmc.discrepancy(unit(random_suggestions(space, 10, seed))) for seed in range(10)]
+    assert max(design) < np.median(uniform)
 
 
 def test_observations_of_disabled_providers_do_not_count() -> None:
     space = SearchSpace.for_providers(["local"])
     leonardo_only = random_observations(10, ["leonardo"])
-    batch = suggest(space, leonardo_only, 2, GPConfig(), ModelCache())
+    batch = suggest(space, leonardo_only, 2, small_config(), ModelCache())
     assert [s.source for s in batch] == ["random", "random"]
     assert {s.provider for s in batch} == {"local"}
 
@@ -98,13 +119,13 @@ def test_after_initial_points_suggestions_are_bayesian_and_in_bounds(
     space = SearchSpace.for_providers(providers)
     observations = random_observations(6, providers, seed=3)
     cache = ModelCache()
-    batch = suggest(space, observations, 3, GPConfig(), cache, CONTEXT)
+    batch = suggest(space, observations, 3, small_config(), cache, CONTEXT)
     assert [s.source for s in batch] == ["bayesian"] * 3
     assert {s.strategy for s in batch} == {"thompson"}
     assert all(s.provider in providers and in_bounds(s.values) for s in batch)
     assert all(s.predicted_rating is not None for s in batch)
     assert len({tuple(s.values.values()) for s in batch}) == 3  # a batch is spread out
-    assert suggest(space, observations, 3, GPConfig(), cache, CONTEXT) == batch
+    assert suggest(space, observations, 3, small_config(), cache, CONTEXT) == batch
     assert (cache.misses, cache.hits) == (1, 1)  # same observations: fitted once
 
 
@@ -112,7 +133,7 @@ def test_after_initial_points_suggestions_are_bayesian_and_in_bounds(
 def test_other_batch_rules_give_distinct_points(first: str, rest: str) -> None:
     space = SearchSpace.for_providers(["local"])
     observations = random_observations(8, ["local"], seed=2)
-    config = GPConfig(first_variant=first, other_variants=rest)  # type: ignore[arg-type]
+    config = small_config(first_variant=first, other_variants=rest)
     batch = suggest(space, observations, 2, config, ModelCache(), CONTEXT)
     assert [s.source for s in batch] == ["bayesian"] * 2
     assert batch[0].values != batch[1].values
@@ -127,8 +148,8 @@ def test_new_observation_refits_the_model() -> None:
     space = SearchSpace.for_providers(["local"])
     observations = random_observations(8, ["local"], seed=5)
     cache = ModelCache()
-    suggest(space, observations, 2, GPConfig(), cache)
-    suggest(space, [*observations, observation("local", OPTIMUM, 5, 99)], 2, GPConfig(), cache)
+    suggest(space, observations, 2, small_config(), cache)
+    suggest(space, [*observations, observation("local", OPTIMUM, 5, 99)], 2, small_config(), cache)
     assert cache.misses == 2
 
 
@@ -136,7 +157,7 @@ def test_new_observation_refits_the_model() -> None:
 def test_optimizer_moves_toward_the_optimum_of_a_quadratic_surface(seed: int) -> None:
     """Closed loop on a synthetic rating surface: random points, then batches of 2."""
     space = SearchSpace.for_providers(["local", "leonardo"])
-    config = GPConfig(random_state=seed)
+    config = small_config(random_state=seed)
     cache = ModelCache()
     observations: list[Observation] = []
     sources: list[str] = []
@@ -161,15 +182,34 @@ def test_optimizer_moves_toward_the_optimum_of_a_quadratic_surface(seed: int) ->
 def test_thompson_sampling_stops_wasting_samples_on_a_worse_provider() -> None:
     space = SearchSpace.for_providers(["local", "leonardo"])
     observations = random_observations(40, ["local", "leonardo"], seed=11)
-    model_view = assess(space, observations, GPConfig(), ModelCache(), CONTEXT)
+    model_view = assess(space, observations, small_config(), ModelCache(), CONTEXT)
     probabilities = {p.provider: p.probability_best for p in model_view.providers}
     assert probabilities["local"] > 0.9 and probabilities["leonardo"] < 0.1
     providers = [
         s.provider
         for seed in range(4)
-        for s in suggest(space, observations, 2, GPConfig(random_state=seed), ModelCache())
+        for s in suggest(space, observations, 2, small_config(random_state=seed), ModelCache())
     ]
     assert providers.count("leonardo") <= 1
+
+
+def test_second_variant_challenges_the_leading_provider_while_it_is_uncertain() -> None:
+    """Top-two Thompson sampling: two equally good providers are both kept in play."""
+    space = SearchSpace.for_providers(["local", "leonardo"])
+    rng = random.Random(21)
+    observations = []
+    for i in range(0, 16, 2):  # each experiment: both providers, same parameters, same stars
+        values = random_values(rng)
+        rating = quadratic_rating("local", values)
+        observations += [
+            observation(p, values, rating, i + k) for k, p in enumerate(space.providers)
+        ]
+    model_view = assess(space, observations, small_config(), ModelCache(), CONTEXT)
+    probabilities = [p.probability_best for p in model_view.providers]
+    assert min(probabilities) > 0.05  # precondition: neither provider is ruled out
+    for seed in range(4):
+        batch = suggest(space, observations, 2, small_config(random_state=seed), ModelCache())
+        assert {s.provider for s in batch} == {"local", "leonardo"}
 
 
 def test_recommendation_before_the_model_is_the_best_observed_point() -> None:
@@ -179,7 +219,7 @@ def test_recommendation_before_the_model_is_the_best_observed_point() -> None:
         Observation("leonardo", {"strength": 0.4, "guidance": 9.0, "structure": 0.9}, 4),
         Observation("local", {"strength": 0.2, "guidance": 6.0, "structure": 0.75}, 4),
     ]
-    rec = recommend(space, observations, GPConfig(), ModelCache())
+    rec = recommend(space, observations, small_config(), ModelCache())
     assert rec is not None
     assert (rec.provider, rec.values, rec.source, rec.predicted_rating) == (
         "local",
@@ -187,12 +227,12 @@ def test_recommendation_before_the_model_is_the_best_observed_point() -> None:
         "observed",
         None,
     )
-    assert recommend(space, [], GPConfig(), ModelCache()) is None
+    assert recommend(space, [], small_config(), ModelCache()) is None
 
 
 def test_model_is_conditioned_on_the_most_recent_window() -> None:
     observations = random_observations(30, ["local"], seed=9)
-    config = GPConfig(max_fit_observations=10, hyper_fit_observations=10)
+    config = small_config(max_fit_observations=10, hyper_fit_observations=10)
     window = fit_window(observations, config)
     assert window == observations[-10:]
     cache = ModelCache()
@@ -224,8 +264,9 @@ def test_a_failing_fit_degrades_to_random_points_and_the_observed_best(
     monkeypatch.setattr(model, "fit_model", broken)
     space = SearchSpace.for_providers(["local"])
     observations = random_observations(8, ["local"], seed=4)
-    batch = suggest(space, observations, 2, GPConfig(), ModelCache())
-    assert batch == random_suggestions(space, 2, GPConfig().random_state + 8)
-    rec = recommend(space, observations, GPConfig(), ModelCache())
+    batch = suggest(space, observations, 2, small_config(), ModelCache())
+    assert batch == random_suggestions(space, 2, small_config().random_state + 8)
+    assert all(s.source == "random" for s in batch)
+    rec = recommend(space, observations, small_config(), ModelCache())
     assert rec is not None and rec.source == "observed"
     assert rec.values == max(reversed(observations), key=lambda o: o.rating).values
