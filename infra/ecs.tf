@@ -69,7 +69,7 @@ locals {
     reward    = { REWARD_MIGRATE_ON_START = "false" }
   }
   provider_secrets = {
-    gateway   = ["LEONARDO_API_KEY", "REPLICATE_API_TOKEN"]
+    gateway   = ["LEONARDO_API_KEY", "REPLICATE_API_TOKEN", "GATEWAY_ADMIN_PASSWORD"]
     optimizer = []
     evolution = ["OPENAI_API_KEY"]
     reward    = []

@@ -86,6 +86,6 @@ resource "aws_secretsmanager_secret_version" "service_token" {
 
 # Provider keys are entered by an operator (aws secretsmanager put-secret-value).
 resource "aws_secretsmanager_secret" "provider" {
-  for_each = toset(["LEONARDO_API_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY"])
+  for_each = toset(["LEONARDO_API_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "GATEWAY_ADMIN_PASSWORD"])
   name     = "${local.name}/${lower(each.key)}"
 }

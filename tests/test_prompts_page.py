@@ -55,12 +55,12 @@ def evolution_url(tmp_path: Path) -> Iterator[str]:
         thread.join(10)
 
 
-def _gateway(tmp_path: Path, evolution_url: str) -> TestClient:
+def _gateway(tmp_path: Path, evolution_url: str, admin_password: str = "") -> TestClient:
     closed = f"http://127.0.0.1:{_free_port()}"
     settings = GatewaySettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}", data_dir=tmp_path / "gw",
         optimizer_url=closed, reward_url=closed, evolution_url=evolution_url,
-        internal_timeout_seconds=5)
+        internal_timeout_seconds=5, admin_password=admin_password)
     return TestClient(create_gateway(settings))
 
 
@@ -174,3 +174,48 @@ def test_pages_say_so_in_spanish_when_evolution_is_down(tmp_path: Path) -> None:
         flash = gateway.post("/prompts/evolve", data={"actor": "ana"},
                              headers={"HX-Request": "true"})
         assert flash.status_code == 503 and flash.headers["HX-Retarget"] == "#flash"
+
+
+def test_admin_password_guards_prompt_changes_and_names_the_actor(
+        tmp_path: Path, evolution_url: str) -> None:
+    with _gateway(tmp_path, evolution_url, admin_password="s3creto") as gateway:
+        assert gateway.get("/prompts").status_code == 200  # reading stays open
+
+        anonymous = gateway.post("/api/train/evolve", json={"actor": "script"})
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"].startswith("Basic ")
+        assert anonymous.json()["error"]["code"] == "admin_required"
+        wrong = gateway.post("/prompts/evolve", data={"actor": "ana", "reason": "probar"},
+                             headers={"HX-Request": "true"}, auth=("ana", "otra"))
+        assert wrong.status_code == 401 and wrong.headers["HX-Retarget"] == "#flash"
+        assert "contraseña de administración" in wrong.text
+        assert "WWW-Authenticate" in wrong.headers
+        assert _internal(evolution_url, "GET", "/prompts/runs")["runs"] == []  # nothing started
+
+        # The audited name is the signed-in one, whatever the form says.
+        started = gateway.post("/api/train/evolve", json={"actor": "someone-else"},
+                               auth=("marta", "s3creto"))
+        assert started.status_code == 202, started.text
+        assert started.json()["actor"] == "marta"
+        _wait_run(gateway, started.json()["id"])
+
+        refused = gateway.post("/prompts/versions/v1.0.1/promote",
+                               data={"actor": "ana", "reason": "mejor a ojo"},
+                               headers={"HX-Request": "true"})
+        assert refused.status_code == 401
+        done = gateway.post("/prompts/versions/v1.0.1/promote",
+                            data={"actor": "ana", "reason": "mejor a ojo"},
+                            headers={"HX-Request": "true"}, auth=("marta", "s3creto"))
+        assert done.status_code == 200, done.text
+        audit = _internal(evolution_url, "GET", "/prompts/audit")["entries"]
+        promotion = next(e for e in audit if e["reason"] == "mejor a ojo")
+        assert promotion["actor"] == "marta"
+
+
+def test_production_refuses_to_start_without_an_admin_password(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="GATEWAY_ADMIN_PASSWORD"):
+        GatewaySettings(environment="production", service_token="not-the-default",
+                        data_dir=tmp_path)
+    ready = GatewaySettings(environment="production", service_token="not-the-default",
+                            data_dir=tmp_path, admin_password="set")
+    assert ready.admin_password == "set"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import REPO_ROOT, ServiceSettings, shared_field
@@ -40,6 +40,10 @@ class GatewaySettings(ServiceSettings):
     """Base URL of the reward service."""
     internal_timeout_seconds: float = 10.0
     """Timeout of one call to a sibling service (each call is retried twice)."""
+
+    admin_password: str = ""
+    """Password for promoting, rolling back and evolving prompts (HTTP Basic; the user name
+    is audited). Empty = open, allowed in development only."""
 
     # storage ----------------------------------------------------------------------
     storage_url: str = Field(default="", validation_alias=_alias("STORAGE_URL"))
@@ -136,6 +140,15 @@ class GatewaySettings(ServiceSettings):
     """…or once a rating reaches this."""
     default_language: str = "es"
     """Language of the pages when the trainer has not chosen one (`es` or `en`)."""
+
+    @model_validator(mode="after")
+    def _admin_password_outside_development(self) -> GatewaySettings:
+        if self.environment != "development" and not self.admin_password:
+            raise ValueError(
+                "GATEWAY_ADMIN_PASSWORD must be set outside development "
+                f"(ENVIRONMENT={self.environment!r}): it guards prompt promotion and rollback."
+            )
+        return self
 
     @property
     def blob_dir(self) -> Path:

@@ -8,7 +8,9 @@ refuses a request (an A/B test under way, a missing reason…), its own sentence
 is shown in the page's alert area.
 
 Promotion and rollback by hand need a name and a reason: evolution keeps both in
-its audit log with the time.
+its audit log with the time. With ``GATEWAY_ADMIN_PASSWORD`` set, promotion,
+rollback and evolution need the admin password and the audited name is the
+signed-in one (:mod:`services.gateway.admin`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.common.errors import AfinadorError, ServiceUnavailable, ValidationFailed, error_body
+from services.gateway.admin import REALM, AdminRequired, admin_actor
 from services.gateway.api.deps import ContextDep, LangDep
 from services.gateway.api.pages import render, render_error
 from services.gateway.training import Context
@@ -158,15 +161,23 @@ def _form_actor(form: Any, request: Request) -> str:
     return str(form.get("actor") or request.cookies.get("trainer") or "").strip()
 
 
+def _challenge(response: HTMLResponse, error: AfinadorError) -> HTMLResponse:
+    """Ask the browser for the admin name and password when that is what failed."""
+    if isinstance(error, AdminRequired):
+        response.headers["WWW-Authenticate"] = REALM
+    return response
+
+
 @router.post("/prompts/evolve", include_in_schema=False)
 async def evolve_form(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
     form = await request.form()
-    body = {"actor": _form_actor(form, request) or "admin",
-            "reason": str(form.get("reason") or "").strip()}
     try:
+        admin = admin_actor(request, ctx.settings.admin_password)
+        body = {"actor": admin or _form_actor(form, request) or "admin",
+                "reason": str(form.get("reason") or "").strip()}
         run = await _call(ctx, "POST", "/prompts/evolve", json=body)
     except AfinadorError as error:
-        return render_error(request, lang, error)
+        return _challenge(render_error(request, lang, error), error)
     return render(request, lang, "partials/prompts_run.html", run=run)
 
 
@@ -186,18 +197,19 @@ async def transition_form(version: str, action: str, request: Request, ctx: Cont
     if action not in ("promote", "rollback"):
         return Response(status_code=404)
     form = await request.form()
-    body: dict[str, Any] = {"actor": _form_actor(form, request),
-                            "reason": str(form.get("reason") or "").strip()}
-    if action == "rollback" and form.get("to"):
-        body["to"] = str(form.get("to"))
     try:
+        admin = admin_actor(request, ctx.settings.admin_password)
+        body: dict[str, Any] = {"actor": admin or _form_actor(form, request),
+                                "reason": str(form.get("reason") or "").strip()}
+        if action == "rollback" and form.get("to"):
+            body["to"] = str(form.get("to"))
         if not body["actor"] or len(body["reason"]) < 3:
             raise ValidationFailed(
                 "Indica quién eres y por qué (al menos 3 caracteres): queda en el registro.",
                 "Say who you are and why (at least 3 characters): it goes into the audit log.")
         await _call(ctx, "POST", f"/prompts/{version}/{action}", json=body)
     except AfinadorError as error:
-        return render_error(request, lang, error)
+        return _challenge(render_error(request, lang, error), error)
     if _is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": "/prompts"})
     return RedirectResponse("/prompts", status_code=303)
@@ -208,9 +220,16 @@ async def api_evolve(request: Request, ctx: ContextDep) -> JSONResponse:
     """Start a prompt evolution now (seeds' contract); proxies evolution ``POST /prompts/evolve``.
 
     Body (optional JSON): ``{"actor": "...", "reason": "..."}``. Answers 202 with the
-    evolution run (``id``, ``status`` "running", ``trigger`` "manual"…); 409 while an
-    A/B test or a monitored promotion is undecided; 503 when evolution is down.
+    evolution run (``id``, ``status`` "running", ``trigger`` "manual"…); 401 without the
+    admin password when one is configured (HTTP Basic; the user name is the actor);
+    409 while an A/B test or a monitored promotion is undecided; 503 when evolution
+    is down.
     """
+    try:
+        admin = admin_actor(request, ctx.settings.admin_password)
+    except AdminRequired as refused:
+        return JSONResponse(error_body(refused), status_code=refused.status_code,
+                            headers={"WWW-Authenticate": REALM})
     try:
         body = await request.json() if await request.body() else {}
     except ValueError:
@@ -219,7 +238,8 @@ async def api_evolve(request: Request, ctx: ContextDep) -> JSONResponse:
         error = ValidationFailed("El cuerpo debe ser un objeto JSON.",
                                  "The body must be a JSON object.")
         return JSONResponse(error_body(error), status_code=422)
-    payload = {"actor": str(body.get("actor") or "api"), "reason": str(body.get("reason") or "")}
+    payload = {"actor": admin or str(body.get("actor") or "api"),
+               "reason": str(body.get("reason") or "")}
     try:
         run = await _call(ctx, "POST", "/prompts/evolve", json=payload)
     except AfinadorError as error:
