@@ -43,7 +43,7 @@ def canny(luma: np.ndarray, low: float = CANNY_LOW, high: float = CANNY_HIGH) ->
     padded_s = np.pad(smooth, 1, mode="edge")
     gx = (padded_s[1:-1, 2:] - padded_s[1:-1, :-2]) * np.float32(0.5)
     gy = (padded_s[2:, 1:-1] - padded_s[:-2, 1:-1]) * np.float32(0.5)
-    mag = np.hypot(gx, gy)
+    mag = np.sqrt(gx * gx + gy * gy)
     candidates = mag > low
     if not candidates.any():
         return candidates
