@@ -66,7 +66,11 @@ locals {
     }
     optimizer = { OPTIMIZER_MIGRATE_ON_START = "false" }
     evolution = { EVOLUTION_MIGRATE_ON_START = "false" }
-    reward    = { REWARD_MIGRATE_ON_START = "false" }
+    reward = {
+      REWARD_MIGRATE_ON_START = "false"
+      REWARD_STORAGE_URL      = "s3://${aws_s3_bucket.images.bucket}/reward"
+      AWS_REGION              = var.region
+    }
   }
   provider_secrets = {
     gateway   = ["LEONARDO_API_KEY", "REPLICATE_API_TOKEN", "GATEWAY_ADMIN_PASSWORD"]

@@ -40,15 +40,38 @@ resource "aws_iam_role" "task" {
   assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
 }
 
-# Only the gateway touches the image bucket.
+# The gateway keeps uploads and variants under images/; the reward service keeps its
+# trained models and labelled images under reward/. No other task touches the bucket.
 data "aws_iam_policy_document" "images" {
   statement {
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.images.arn}/*"]
+    resources = ["${aws_s3_bucket.images.arn}/images/*"]
   }
 }
 
 resource "aws_iam_role_policy" "gateway_images" {
   role   = aws_iam_role.task["gateway"].id
   policy = data.aws_iam_policy_document.images.json
+}
+
+data "aws_iam_policy_document" "reward_blobs" {
+  statement {
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.images.arn}/reward/*"]
+  }
+  # Without ListBucket, S3 answers 403 instead of 404 for a missing key.
+  statement {
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.images.arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["reward/*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "reward_blobs" {
+  role   = aws_iam_role.task["reward"].id
+  policy = data.aws_iam_policy_document.reward_blobs.json
 }

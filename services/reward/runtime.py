@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.reward.blobs import LocalBlobStore
+from services.reward.blobs import BlobStore, open_stores
 from services.reward.clip import load_clip
 from services.reward.extraction import FeatureContext, ImageLimits
 from services.reward.features import FeatureExtractor
@@ -25,7 +25,7 @@ from services.reward.training import Trainer
 class Runtime:
     ctx: FeatureContext
     clip_reason: str
-    images: LocalBlobStore
+    images: BlobStore
     registry: ModelRegistry
     trainer: Trainer
 
@@ -54,7 +54,7 @@ async def start(
         structure_size=settings.feature_size,
         clip=clip,
     )
-    images = LocalBlobStore(settings.images_path)
-    registry = ModelRegistry(LocalBlobStore(settings.models_path))
+    images, models = open_stores(settings)
+    registry = ModelRegistry(models)
     trainer = Trainer(sessions, settings, ctx, registry, images)
     return Runtime(ctx, reason, images, registry, trainer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings, shared_field
@@ -69,6 +69,25 @@ class RewardSettings(ServiceSettings):
             "Blob directory for labelled images (and their originals), kept so models "
             "can be retrained on new feature sets; empty means DATA_DIR/reward/images."
         ),
+    )
+    storage_url: str = Field(
+        default="",
+        description=(
+            "Where models and labelled images live: empty = REWARD_MODEL_DIR and "
+            "REWARD_IMAGE_DIR; "
+            "s3://bucket/prefix = S3 (prefix/models, prefix/images), for deployments "
+            "whose disks do not survive a restart."
+        ),
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store (MinIO…); empty = AWS S3. "
+        "Credentials: the AWS chain.",
+    )
+    aws_region: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REWARD_AWS_REGION", "AWS_REGION"),
+        description="AWS region of the bucket (REWARD_AWS_REGION or AWS_REGION).",
     )
     retrain_every: int = Field(
         default=100,

@@ -283,3 +283,35 @@ def test_predict_with_an_original(client: TestClient) -> None:
     response = predict(client, [image(300, 0), image(301, 4)], original=original)
     assert response.status_code == 200, response.text
     assert len(response.json()["predictions"]) == 2
+
+
+def test_with_s3_storage_a_new_replica_serves_the_model_without_local_files(
+    s3_endpoint: str, aws_env: None, tmp_path: Path
+) -> None:
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket="reward-replicas"
+    )
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'reward.db'}"
+    storage = {"storage_url": "s3://reward-replicas/reward", "s3_endpoint_url": s3_endpoint,
+               "aws_region": "us-east-1"}
+    first = make_settings(database_url, data_dir=tmp_path / "first", **storage)
+    with connect(first) as client:
+        for i in range(40):
+            observe(client, i)
+        assert client.post("/ml/train").json()["activated"] is True
+        before = predict(client, [image(200, 0)]).json()
+    # Another task with a fresh disk and the same database and bucket (a Fargate restart).
+    second = make_settings(database_url, data_dir=tmp_path / "second", **storage)
+    with connect(second) as client:
+        assert predict(client, [image(200, 0)]).json() == before
+    # A new feature size makes every stored vector stale: retraining re-extracts
+    # features from the labelled images, which only S3 holds.
+    resized = make_settings(database_url, data_dir=tmp_path / "third", feature_size=96,
+                            **storage)
+    with connect(resized) as client:
+        trained = client.post("/ml/train").json()
+        assert trained["n_train"] + trained["n_holdout"] == 40, trained
+    for replica in ("first", "second", "third"):  # no model or image on any local disk
+        assert not [f for f in (tmp_path / replica).rglob("*") if f.is_file()], replica
