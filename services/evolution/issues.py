@@ -12,8 +12,16 @@ split into words. A category matches when one of its keywords does:
 
 "Structure changed" also covers colours or materials that were *changed* (a change
 word near a colour/material word); such a mention is not counted as a colour
-*rendition* problem. Negation is not analysed: "no tiene profundidad" is, rightly,
-a depth complaint, but "no se ve plano" would count as one too.
+*rendition* problem.
+
+Negation. Some keywords name a *defect* ("plano", "oscuro", "cambiado", "noise");
+others name a *quality* whose mention is itself the complaint ("profundidad",
+"sombras", "estructura"). A defect keyword is cancelled when a negation word
+("no", "ni", "nada", "sin", "not", "without", "nothing"…) stands at most four
+words before it in the same clause (clauses end at punctuation and at "pero" /
+"but"): "no se ve plano", "sin ruido", "nothing was moved" are not complaints,
+while "no tiene profundidad" and "sin sombras" still are, and so is "no se ve
+nada realista, muy plano" (the comma ends the negated clause).
 
 Per category the report gives the number of comments, the share of commented
 ratings, the severity (mean rating of the variants that mention it, and
@@ -39,6 +47,8 @@ class Category:
     label_es: str
     label_en: str
     keywords: tuple[str, ...]
+    defects: tuple[str, ...] = ()
+    """The keywords that name a defect, so that a negation before them cancels them."""
 
 
 CATEGORIES: tuple[Category, ...] = (
@@ -46,28 +56,40 @@ CATEGORIES: tuple[Category, ...] = (
         "plano", "plana", "planos", "planas", "aplanad*", "profundidad", "profundo",
         "sin volumen", "montaje", "recortado", "pegado", "flat", "depth", "depthless",
         "no volume", "cardboard", "cutout", "collage", "2d",
+    ), defects=(
+        "plano", "plana", "planos", "planas", "aplanad*", "montaje", "recortado", "pegado",
+        "flat", "cardboard", "cutout", "collage", "2d",
     )),
     Category("lighting", "Iluminación", "Lighting", (
         "ilumin*", "luz", "luces", "luminoso", "oscur*", "quemad*", "sobreexpuest*",
         "subexpuest*", "brillo", "artificial", "lighting", "light", "lights", "lit",
         "dark", "darker", "overexposed", "underexposed", "blown", "glare", "harsh",
+    ), defects=(
+        "oscur*", "quemad*", "sobreexpuest*", "subexpuest*", "artificial", "dark", "darker",
+        "overexposed", "underexposed", "blown", "glare", "harsh",
     )),
     Category("colors", "Colores poco realistas", "Unrealistic colours", (
         "color", "colores", "colour", "colours", "colors", "desaturad*", "saturad*",
         "apagad*", "lavad*", "tono", "tonos", "tonalidad", "dominante", "washed",
         "saturated", "oversaturated", "desaturated", "dull", "tint", "cast",
         "white balance", "balance de blancos",
+    ), defects=(
+        "desaturad*", "saturad*", "apagad*", "lavad*", "dominante", "washed", "saturated",
+        "oversaturated", "desaturated", "dull", "tint", "cast",
     )),
     Category("textures", "Texturas poco realistas", "Unrealistic textures", (
         "textur*", "material", "materiales", "plastico", "plasticoso", "liso",
         "lisa", "emborronad*", "borros*", "difuminad*", "texture", "textures",
         "textured", "plastic", "plasticky", "smooth", "smeared", "blurry", "blurred",
         "grain of the wood", "veta", "vetas",
+    ), defects=(
+        "plastico", "plasticoso", "emborronad*", "borros*", "difuminad*", "plastic",
+        "plasticky", "smeared", "blurry", "blurred",
     )),
     Category("shadows", "Sombras", "Shadows", (
         "sombr*", "penumbra", "shadow", "shadows", "shading", "shade",
         "flotando", "flota", "floating",
-    )),
+    ), defects=("flotando", "flota", "floating")),
     Category("structure", "Estructura cambiada", "Structure changed", (
         "estructura", "estructural", "geometr*", "perspectiva", "distorsion*",
         "deformad*", "torcid*", "curvad*", "movid*", "desplazad*", "cambiad*",
@@ -76,15 +98,32 @@ CATEGORIES: tuple[Category, ...] = (
         "warped", "bent", "moved", "shifted", "changed", "added", "missing object*",
         "missing furniture",
         "extra", "disappeared", "redesigned",
+    ), defects=(
+        "distorsion*", "deformad*", "torcid*", "curvad*", "movid*", "desplazad*", "cambiad*",
+        "cambio", "cambia", "añadid*", "desaparec*", "inventad*", "distorted", "warped",
+        "bent", "moved", "shifted", "changed", "added", "extra", "disappeared", "redesigned",
     )),
     Category("artifacts", "Artefactos / ruido", "Artefacts / noise", (
         "artefact*", "artifact*", "ruido", "ruidos*", "granulad*", "grano",
         "manchas", "mancha", "pixelad*", "halo", "halos", "glitch", "noise",
         "noisy", "grain", "grainy", "pixelated", "jpeg", "banding", "blotch*",
         "distorsiones raras", "aberracion*",
+    ), defects=(
+        "artefact*", "artifact*", "ruido", "ruidos*", "granulad*", "grano", "manchas",
+        "mancha", "pixelad*", "halo", "halos", "glitch", "noise", "noisy", "grain", "grainy",
+        "pixelated", "banding", "blotch*", "aberracion*",
     )),
 )
 CATEGORY_BY_KEY = {c.key: c for c in CATEGORIES}
+
+NEGATIONS = frozenset({
+    "no", "ni", "nada", "nunca", "sin", "tampoco", "ningun", "ninguna", "ninguno",
+    "not", "never", "without", "nothing", "none", "isn", "aren", "wasn", "weren", "doesn",
+    "don", "didn", "hasn", "haven",
+})
+"""Words that cancel a defect keyword up to ``NEGATION_SCOPE`` words after them."""
+NEGATION_SCOPE = 4
+_CLAUSE_BREAKS = frozenset({"pero", "aunque", "but", "although", "though"})
 
 _CHANGE_WORDS = ("cambiad*", "cambio", "cambia", "distint*", "diferente*", "changed",
                  "different", "otro", "otra")
@@ -97,6 +136,25 @@ def normalise(text: str) -> list[str]:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return re.findall(r"[a-z0-9]+", stripped)
+
+
+def clauses(text: str) -> list[list[str]]:
+    """Normalised words per clause: split at punctuation and at "pero" / "but"."""
+    out: list[list[str]] = []
+    for part in re.split(r"[.,;:!?¡¿()\n]+", text):
+        current: list[str] = []
+        for word in normalise(part):
+            if word in _CLAUSE_BREAKS:
+                out.append(current)
+                current = []
+            else:
+                current.append(word)
+        out.append(current)
+    return [c for c in out if c]
+
+
+def _negated(words: Sequence[str], start: int) -> bool:
+    return any(w in NEGATIONS for w in words[max(0, start - NEGATION_SCOPE) : start])
 
 
 def edit_distance(a: str, b: str, limit: int = 3) -> int:
@@ -135,14 +193,16 @@ def _word_matches(word: str, keyword: str) -> bool:
     return edit_distance(word, keyword, allowed + 1) <= allowed
 
 
-_COMPILED: dict[str, list[list[str]]] = {
-    c.key: [
-        [p + "*" if kw.endswith("*") and i == len(kw.split()) - 1 else p
-         for i, p in enumerate(normalise(kw.rstrip("*")))]
-        for kw in c.keywords
-    ]
-    for c in CATEGORIES
+def _compile(keyword: str) -> list[str]:
+    parts = normalise(keyword.rstrip("*"))
+    return [p + "*" if keyword.endswith("*") and i == len(parts) - 1 else p
+            for i, p in enumerate(parts)]
+
+
+_COMPILED: dict[str, list[tuple[list[str], bool]]] = {
+    c.key: [(_compile(kw), kw in c.defects) for kw in c.keywords] for c in CATEGORIES
 }
+"""Per category: each keyword as words to match, and whether negation cancels it."""
 
 
 def _phrase_at(words: Sequence[str], phrase: Sequence[str]) -> list[int]:
@@ -159,14 +219,23 @@ def _any_at(words: Sequence[str], keywords: Iterable[str]) -> list[int]:
     return sorted({i for pattern in patterns for i in _phrase_at(words, pattern)})
 
 
+def _mentions(words: Sequence[str], phrase: Sequence[str], negatable: bool) -> bool:
+    hits = _phrase_at(words, phrase)
+    return any(not (negatable and _negated(words, i)) for i in hits)
+
+
 def categorise(comment: str) -> set[str]:
-    """The categories one comment mentions."""
-    words = normalise(comment)
-    if not words:
-        return set()
+    """The categories one comment mentions (negated defects excepted)."""
+    found: set[str] = set()
+    for words in clauses(comment):
+        found |= _categorise_clause(words)
+    return found
+
+
+def _categorise_clause(words: list[str]) -> set[str]:
     found = {key for key, phrases in _COMPILED.items()
-             if any(_phrase_at(words, phrase) for phrase in phrases)}
-    changes = _any_at(words, _CHANGE_WORDS)
+             if any(_mentions(words, phrase, negatable) for phrase, negatable in phrases)}
+    changes = [i for i in _any_at(words, _CHANGE_WORDS) if not _negated(words, i)]
     design = _any_at(words, _DESIGN_WORDS)
     if any(abs(c - d) <= 3 for c in changes for d in design):
         found.add("structure")

@@ -32,6 +32,17 @@ from services.evolution.issues import RatedComment, analyse, categorise, edit_di
         ("perfect, very realistic", set()),
         ("the plant looks fine", set()),  # "plant" is not "plano"
         ("", set()),
+        # Negation cancels a named defect, not the mention of a missing quality.
+        ("no se ve plano", set()),
+        ("no tiene profundidad", {"flat"}),
+        ("sin sombras", {"shadows"}),
+        ("sin ruido ni artefactos, muy bien", set()),
+        ("nothing was moved or changed", set()),
+        ("no han cambiado los colores, pero están desaturados", {"colors"}),
+        ("han cambiado los colores", {"structure"}),
+        ("no se ve nada realista, muy plano", {"flat"}),  # the comma ends the negation
+        ("not too dark, but the room looks flat", {"flat"}),
+        ("it isn't dark", set()),
     ],
 )
 def test_categorise(comment: str, expected: set[str]) -> None:
