@@ -298,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--surfaces", default=",".join(SURFACES))
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="re-measure suggest latency into the existing results file")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot", type=Path, default=PLOT)
     args = parser.parse_args(argv)
@@ -305,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     started = time.perf_counter()
+    if args.latency_only:
+        from bench._optimizer_latency import measure
+
+        result = json.loads(args.out.read_text())
+        result["latency"] = measure()
+        result["latency_command"] = ".venv/bin/python -m bench.optimizer --latency-only"
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        args.out.with_suffix(".md").write_text(markdown(result))
+        print(f"\nupdated the latency in {args.out}")
+        return 0
     jobs = [
         (kind, seed, args.rounds)
         for seed in range(args.repetitions)

@@ -162,6 +162,12 @@ def _matern(sq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (poly + (5.0 / 3.0) * sq) * e, (5.0 / 3.0) * poly * e
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """``Σ a∘b`` in numpy's own loop: BLAS ``ddot`` wakes its threads for every call,
+    which costs more than the sum itself at these sizes on a 2-core machine."""
+    return float(np.einsum("ij,ij->", a, b))
+
+
 def _natural(t: np.ndarray) -> dict[str, float]:
     return {h.name: h.from_t(float(v)) for h, v in zip(HYPERPARAMETERS, t, strict=True)}
 
@@ -176,51 +182,97 @@ class _Terms:
         self.same_v = _same(d.version, d.version)
         self.same_g = _same(d.image, d.image)
         self.same_r = _same(d.rater, d.rater)
+        self.same_ctx = self.same_m + self.same_v
+        # One mode (or one prompt version) in the data: its correlation factor is 1
+        # everywhere and its gradient 0, so both are skipped (the usual case early on).
+        self.varied_m = not bool(self.same_m.all())
+        self.varied_v = not bool(self.same_v.all())
 
     def covariance(self, th: dict[str, float], grad: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``K(θ)`` and, when ``grad``, ``∂K/∂t`` for every hyperparameter (tests, callers
+        that need the matrices; the fit itself uses :meth:`gradient_dots`)."""
+        k, parts = self._kernel(th)
+        if not grad:
+            return k, []
+        return k, self._gradients(th, parts)
+
+    def _kernel(self, th: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
         ls = (th["lengthscale_strength"], th["lengthscale_guidance"], th["lengthscale_structure"])
         sq = sum(d / (scale * scale) for d, scale in zip(self.sqdiff, ls, strict=True))
         m, dm = _matern(np.asarray(sq))
         rp, rm, rv = th["provider_correlation"], th["mode_correlation"], th["version_correlation"]
         p = rp + (1.0 - rp) * self.same_p
-        cm = rm + (1.0 - rm) * self.same_m
-        cv = rv + (1.0 - rv) * self.same_v
+        cm = rm + (1.0 - rm) * self.same_m if self.varied_m else None
+        cv = rv + (1.0 - rv) * self.same_v if self.varied_v else None
         s2 = th["signal_sd"] ** 2
-        pc = s2 * p * cm * cv
+        pc = s2 * p
+        for factor in (cm, cv):
+            if factor is not None:
+                pc = pc * factor
         f = pc * m
-        var = {k: th[k] ** 2 for k in ("provider_sd", "context_sd", "image_sd", "rater_sd")}
-        noise = th["noise_sd"] ** 2
-        same_ctx = self.same_m + self.same_v
-        k = (
-            f
-            + MEAN_SD**2
-            + var["provider_sd"] * self.same_p
-            + var["context_sd"] * same_ctx
-            + var["image_sd"] * self.same_g
-            + var["rater_sd"] * self.same_r
-        )
-        k[np.diag_indices_from(k)] += noise + JITTER
-        if not grad:
-            return k, []
+        k = f + MEAN_SD**2
+        k += th["provider_sd"] ** 2 * self.same_p
+        k += th["context_sd"] ** 2 * self.same_ctx
+        k += th["image_sd"] ** 2 * self.same_g
+        k += th["rater_sd"] ** 2 * self.same_r
+        k[np.diag_indices_from(k)] += th["noise_sd"] ** 2 + JITTER
+        return k, {"ls": ls, "m": m, "dm": dm, "p": p, "cm": cm, "cv": cv, "pc": pc, "f": f}
+
+    def _gradients(self, th: dict[str, float], parts: dict[str, Any]) -> list[np.ndarray]:
+        ls, m, dm, p, cm, cv, pc, f = (parts[k] for k in ("ls", "m", "dm", "p", "cm", "cv",
+                                                          "pc", "f"))
+        ones = np.ones_like(m)
+        cm, cv = (ones if cm is None else cm), (ones if cv is None else cv)
+        rp, rm, rv = th["provider_correlation"], th["mode_correlation"], th["version_correlation"]
+        base = th["signal_sd"] ** 2 * m
         grads = [2.0 * f]
         grads += [pc * dm * d / (scale * scale) for d, scale in zip(self.sqdiff, ls, strict=True)]
-        base = s2 * m
         grads.append(base * cm * cv * (1.0 - self.same_p) * rp * (1.0 - rp))
         grads.append(base * p * cv * (1.0 - self.same_m) * rm * (1.0 - rm))
         grads.append(base * p * cm * (1.0 - self.same_v) * rv * (1.0 - rv))
-        grads.append(2.0 * var["provider_sd"] * self.same_p)
-        grads.append(2.0 * var["context_sd"] * same_ctx)
-        grads.append(2.0 * var["image_sd"] * self.same_g)
-        grads.append(2.0 * var["rater_sd"] * self.same_r)
-        grads.append(2.0 * noise * np.eye(k.shape[0]))
-        return k, grads
+        grads.append(2.0 * th["provider_sd"] ** 2 * self.same_p)
+        grads.append(2.0 * th["context_sd"] ** 2 * self.same_ctx)
+        grads.append(2.0 * th["image_sd"] ** 2 * self.same_g)
+        grads.append(2.0 * th["rater_sd"] ** 2 * self.same_r)
+        grads.append(2.0 * th["noise_sd"] ** 2 * np.eye(m.shape[0]))
+        return grads
+
+    def gradient_dots(self, th: dict[str, float], parts: dict[str, Any], w: np.ndarray
+                      ) -> np.ndarray:
+        """``Σ_ij W_ij ∂K_ij/∂t`` for every hyperparameter, in ``HYPERPARAMETERS`` order.
+
+        The same numbers as contracting :meth:`_gradients` with ``W``, without building
+        the thirteen ``n×n`` matrices: each is a dot product with a matrix already at
+        hand (``W`` and ``K`` are symmetric).
+        """
+        ls, m, dm, p, cm, cv, pc, f = (parts[k] for k in ("ls", "m", "dm", "p", "cm", "cv",
+                                                          "pc", "f"))
+        rp, rm, rv = th["provider_correlation"], th["mode_correlation"], th["version_correlation"]
+        wf = w * f  # W ∘ s²·p·cm·cv·M
+        out = [2.0 * float(wf.sum())]
+        w_pc_dm = w * pc * dm
+        out += [_dot(w_pc_dm, d) / (scale * scale)
+                for d, scale in zip(self.sqdiff, ls, strict=True)]
+        # ∂/∂logit(ρ_p) of s²·p·cm·cv·M is (wf / p)·(1 - same_p)·ρ(1-ρ); likewise ρ_m, ρ_v.
+        out.append(_dot(wf / p, 1.0 - self.same_p) * rp * (1.0 - rp))
+        out.append(_dot(wf / cm, 1.0 - self.same_m) * rm * (1.0 - rm)
+                   if cm is not None else 0.0)
+        out.append(_dot(wf / cv, 1.0 - self.same_v) * rv * (1.0 - rv)
+                   if cv is not None else 0.0)
+        out.append(2.0 * th["provider_sd"] ** 2 * _dot(w, self.same_p))
+        out.append(2.0 * th["context_sd"] ** 2 * _dot(w, self.same_ctx))
+        out.append(2.0 * th["image_sd"] ** 2 * _dot(w, self.same_g))
+        out.append(2.0 * th["rater_sd"] ** 2 * _dot(w, self.same_r))
+        out.append(2.0 * th["noise_sd"] ** 2 * float(np.trace(w)))
+        return np.array(out)
 
 
 def neg_log_posterior(t: np.ndarray, terms: _Terms, y: np.ndarray) -> tuple[float, np.ndarray]:
     """``-log p(y | θ) - log p(θ)`` (up to a constant) and its gradient in ``t``."""
     from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-    k, grads = terms.covariance(_natural(t), grad=True)
+    th = _natural(t)
+    k, parts = terms._kernel(th)
     try:
         factor = cho_factor(k, lower=True, check_finite=False)
     except LinAlgError:
@@ -231,7 +283,7 @@ def neg_log_posterior(t: np.ndarray, terms: _Terms, y: np.ndarray) -> tuple[floa
         2 * math.pi
     )
     w = np.outer(alpha, alpha) - cho_solve(factor, np.eye(n), check_finite=False)
-    grad = np.array([-0.5 * float(np.sum(w * g)) for g in grads])
+    grad = -0.5 * terms.gradient_dots(th, parts, w)
     z = (t - _CENTRE_T) / _SPREAD_T
     return nll + 0.5 * float(z @ z), grad + z / _SPREAD_T
 

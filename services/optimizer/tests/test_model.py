@@ -13,14 +13,15 @@ from services.optimizer.space import Context, Observation, SearchSpace, from_uni
 SPACE = SearchSpace.for_providers(["local"])
 
 
-def test_log_posterior_gradient_matches_finite_differences() -> None:
+@pytest.mark.parametrize("contexts", [2, 1])  # 1: one mode and version (skipped factors)
+def test_log_posterior_gradient_matches_finite_differences(contexts: int) -> None:
     rng = np.random.default_rng(0)
     n = 24
     design = gp.Design(
         x=rng.uniform(size=(n, 3)),
         provider=rng.integers(0, 2, n),
-        mode=rng.integers(0, 2, n),
-        version=rng.integers(0, 2, n),
+        mode=rng.integers(0, contexts, n),
+        version=rng.integers(0, contexts, n),
         image=np.arange(n) // 2,
         rater=rng.integers(0, 3, n),
     )
@@ -36,6 +37,13 @@ def test_log_posterior_gradient_matches_finite_differences() -> None:
             - gp.neg_log_posterior(t - step, terms, y)[0]
         ) / 2e-6
         assert grad[k] == pytest.approx(numeric, rel=1e-4, abs=1e-6), gp.HYPERPARAMETERS[k].name
+    # The fit's contractions equal those of the explicit gradient matrices.
+    th = gp._natural(t)
+    _, parts = terms._kernel(th)
+    w = rng.normal(size=(n, n))
+    w = w + w.T
+    explicit = [float(np.sum(w * g)) for g in terms.covariance(th, grad=True)[1]]
+    assert terms.gradient_dots(th, parts, w) == pytest.approx(explicit, rel=1e-9, abs=1e-9)
 
 
 def _paired_world(seed: int) -> list[Observation]:
