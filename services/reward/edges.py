@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from services.reward.filters import gaussian_blur
+
 CANNY_SIGMA = 1.4
 CANNY_LOW = 0.02
 CANNY_HIGH = 0.05
@@ -39,7 +41,7 @@ def canny(luma: np.ndarray, low: float = CANNY_LOW, high: float = CANNY_HIGH) ->
         raise ValueError(f"expected a 2-D luma array, got shape {luma.shape}")
     if low > high:
         raise ValueError("low threshold above high threshold")
-    smooth = ndimage.gaussian_filter(luma.astype(np.float32, copy=False), CANNY_SIGMA, truncate=3)
+    smooth = gaussian_blur(luma.astype(np.float32, copy=False), CANNY_SIGMA)
     padded_s = np.pad(smooth, 1, mode="edge")
     gx = (padded_s[1:-1, 2:] - padded_s[1:-1, :-2]) * np.float32(0.5)
     gy = (padded_s[2:, 1:-1] - padded_s[:-2, 1:-1]) * np.float32(0.5)

@@ -456,6 +456,8 @@ def _shape_from_ratio(rho: float) -> int:
 def _mscn_statistics(luma: np.ndarray) -> list[float]:
     """BRISQUE's 18 statistics of the MSCN coefficients of ``luma`` (see the table)."""
     y = luma.astype(np.float32, copy=False)
+    # scipy's filter on purpose: in float32, E[y²] - E[y]² cancels on flat regions,
+    # and these statistics amplify even a rounding-level change there.
     mu = ndimage.gaussian_filter(y, MSCN_SIGMA, truncate=3)
     var = ndimage.gaussian_filter(y * y, MSCN_SIGMA, truncate=3) - mu * mu
     m = (y - mu) / (np.sqrt(np.maximum(var, 0.0)) + np.float32(1 / 255))
