@@ -102,6 +102,7 @@ def test_lineage_evolve_diff_promote_and_audit(gateway: TestClient, evolution_ur
     assert page.status_code == 200
     html = page.text
     assert '<html lang="es">' in html and "Versiones de prompt" in html
+    assert 'name="actor"' in html and "admin-locked" not in html  # no password: open
     assert 'id="version-v1.0.0"' in html and "activa" in html
     assert "Plano / sin profundidad" in html and "«se ve muy plano»" in html
     assert "No hay ninguna prueba en curso." in html
@@ -179,7 +180,11 @@ def test_pages_say_so_in_spanish_when_evolution_is_down(tmp_path: Path) -> None:
 def test_admin_password_guards_prompt_changes_and_names_the_actor(
         tmp_path: Path, evolution_url: str) -> None:
     with _gateway(tmp_path, evolution_url, admin_password="s3creto") as gateway:
-        assert gateway.get("/prompts").status_code == 200  # reading stays open
+        page = gateway.get("/prompts")
+        assert page.status_code == 200  # reading stays open
+        assert 'class="hint admin-locked"' in page.text
+        assert "contraseña de administración" in page.text
+        assert 'name="actor"' not in page.text  # the signed-in name is used instead
 
         anonymous = gateway.post("/api/train/evolve", json={"actor": "script"})
         assert anonymous.status_code == 401

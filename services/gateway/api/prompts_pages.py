@@ -121,7 +121,8 @@ async def prompts_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
                   status=status, tests=tests["tests"], rule=tests["rule"],
                   audit=audit["entries"], runs=runs["runs"], issues=issues,
                   diff_from=status["current_version"], diff_to=newest,
-                  actor=request.cookies.get("trainer", ""))
+                  actor=request.cookies.get("trainer", ""),
+                  admin_locked=bool(ctx.settings.admin_password))
 
 
 @router.get("/prompts/versions/{version}", include_in_schema=False)
@@ -141,7 +142,8 @@ async def version_page(version: str, request: Request, ctx: ContextDep, lang: La
         return _page_error(request, lang, error)
     return render(request, lang, "prompts_version.html", page="prompts", v=detail,
                   ratings=ratings, diff=diff, versions=lineage["versions"],
-                  actor=request.cookies.get("trainer", ""))
+                  actor=request.cookies.get("trainer", ""),
+                  admin_locked=bool(ctx.settings.admin_password))
 
 
 @router.get("/prompts/diff", include_in_schema=False)
