@@ -11,7 +11,7 @@ things are decided:
     gp.py           the rating model (notation, kernel, hyperpriors, posterior)
     model.py        fitting from observations, the model cache, candidates,
                     recommendation, posterior samples, per-provider posterior
-    suggest.py      random start-up points vs. Bayesian (Thompson) batches
+    suggest.py      space-filling start-up points, then Bayesian (Thompson, top-two) batches
     convergence.py  the seeds' score, the posterior convergence, phase-1 completion
     store.py        reading and writing observations
     api/ml.py       the HTTP surface (``/ml/...``)

@@ -11,7 +11,9 @@ Decisions made here:
   cube (seeded with ``random_state``; point ``n`` of the sequence for the ``n``-th
   observation, so the same state always gives the same suggestions), with the
   providers taken in turn, so every early experiment compares providers on one
-  render. A low-discrepancy start covers the box more evenly than uniform draws:
+  render. They keep the source label ``"random"`` on the wire (the gateway and its
+  pages already call these start-up points exploration, not model choices).
+  A low-discrepancy start covers the box more evenly than uniform draws:
   in simulation it was never behind random search at 5 rounds, where uniform
   start-up points plus early Thompson draws were (docs/benchmarks.md).
 * After that, one experiment's batch is chosen by **Thompson sampling**: each

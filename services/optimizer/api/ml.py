@@ -59,8 +59,8 @@ def _models(request: Request) -> ModelCache:
 async def suggest_parameters(
     body: SuggestRequest, session: SessionDep, request: Request
 ) -> SuggestResponse:
-    """Parameter sets to try next (random until ``n_initial_points`` observations of the
-    enabled providers), conditioned on the mode and prompt version."""
+    """Parameter sets to try next (a space-filling design until ``n_initial_points``
+    observations of the enabled providers), conditioned on the mode and prompt version."""
     settings = _settings(request)
     space = SearchSpace.for_providers(body.providers or settings.default_providers)
     observations = await store.load_observations(session)
