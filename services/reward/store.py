@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -182,6 +182,21 @@ async def last_trained_through(session: AsyncSession) -> int:
     """Highest observation id any trained version (active, inactive or rejected) saw."""
     value = await session.scalar(select(func.max(ModelVersion.trained_through_id)))
     return int(value or 0)
+
+
+REGISTRY_LOCK = 0x41464E52  # "AFNR": the advisory-lock id of the model registry
+
+
+async def lock_registry(session: AsyncSession) -> None:
+    """Serialise registry writes across replicas until this transaction ends.
+
+    On PostgreSQL a transaction-level advisory lock: a second replica that finishes
+    training at the same moment waits here, then sees the first one's version (so
+    names never collide, no blob is overwritten, and its gate compares against the
+    version the first one activated). SQLite is one process's database: no-op.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REGISTRY_LOCK})
 
 
 async def next_version_name(session: AsyncSession) -> str:

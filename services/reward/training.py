@@ -295,6 +295,7 @@ class Trainer:
         fitted: dict[str, tuple[RatingModel, Metrics]],
         trigger: str,
     ) -> TrainOutcome:
+        await store.lock_registry(session)  # before reading the incumbent and the names
         feature_set = min(fitted, key=lambda k: fitted[k][1].mae)
         model, metrics = fitted[feature_set]
         hold = data.holdout

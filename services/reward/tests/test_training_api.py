@@ -315,3 +315,51 @@ def test_with_s3_storage_a_new_replica_serves_the_model_without_local_files(
         assert trained["n_train"] + trained["n_holdout"] == 40, trained
     for replica in ("first", "second", "third"):  # no model or image on any local disk
         assert not [f for f in (tmp_path / replica).rglob("*") if f.is_file()], replica
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (replicas share one; SQLite serves one process)."""
+    from services.common.testing import POSTGRES_URL, postgres_database
+
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL case skipped: TEST_POSTGRES_URL is not set")
+    yield from postgres_database()
+
+
+def test_two_replicas_training_at_once_get_distinct_versions(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two services on one PostgreSQL database and one blob store train concurrently:
+    the registry lock gives them distinct versions, and the active model still loads."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.reward.registry import ModelRegistry
+
+    # Hold each save until the other replica reaches its own (or 2 s pass): without
+    # the lock both would get here with the same version name.
+    original_save = ModelRegistry.save
+    arrived: list[str] = []
+    both = threading.Event()
+
+    def meeting_save(self: ModelRegistry, version: str, model: Any) -> Any:
+        arrived.append(version)
+        if len(arrived) == 2:
+            both.set()
+        both.wait(timeout=2)
+        return original_save(self, version, model)
+
+    monkeypatch.setattr(ModelRegistry, "save", meeting_save)
+    data_dir = Path(tempfile.mkdtemp(prefix="reward-test-"))
+    settings = make_settings(postgres_url, data_dir=data_dir)
+    with connect(settings) as first, connect(settings) as second:
+        for i in range(40):
+            observe(first, i)
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda c: c.post("/ml/train"), [first, second]))
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        versions = sorted(a.json()["version"] for a in answers)
+        assert versions == ["rm-0001", "rm-0002"]
+        for client in (first, second):
+            assert predict(client, [image(200, 0)]).status_code == 200
