@@ -21,7 +21,9 @@ others name a *quality* whose mention is itself the complaint ("profundidad",
 words before it in the same clause (clauses end at punctuation and at "pero" /
 "but"): "no se ve plano", "sin ruido", "nothing was moved" are not complaints,
 while "no tiene profundidad" and "sin sombras" still are, and so is "no se ve
-nada realista, muy plano" (the comma ends the negated clause).
+nada realista, muy plano" (the comma ends the negated clause). A quality keyword
+does not count in a clause that negates one of its category's defects: "la
+iluminación no está quemada", "no ha cambiado nada de la estructura".
 
 Per category the report gives the number of comments, the share of commented
 ratings, the severity (mean rating of the variants that mention it, and
@@ -219,9 +221,23 @@ def _any_at(words: Sequence[str], keywords: Iterable[str]) -> list[int]:
     return sorted({i for pattern in patterns for i in _phrase_at(words, pattern)})
 
 
-def _mentions(words: Sequence[str], phrase: Sequence[str], negatable: bool) -> bool:
-    hits = _phrase_at(words, phrase)
-    return any(not (negatable and _negated(words, i)) for i in hits)
+def _mentions(words: Sequence[str], phrases: Sequence[tuple[list[str], bool]]) -> bool:
+    """Whether a clause complains about one category.
+
+    A defect keyword counts unless negated. A quality keyword counts unless the
+    same clause negates one of the category's defects ("la iluminación no está
+    quemada", "no ha cambiado nada de la estructura").
+    """
+    quality = negated_defect = False
+    for phrase, is_defect in phrases:
+        for i in _phrase_at(words, phrase):
+            if not is_defect:
+                quality = True
+            elif _negated(words, i):
+                negated_defect = True
+            else:
+                return True
+    return quality and not negated_defect
 
 
 def categorise(comment: str) -> set[str]:
@@ -233,8 +249,7 @@ def categorise(comment: str) -> set[str]:
 
 
 def _categorise_clause(words: list[str]) -> set[str]:
-    found = {key for key, phrases in _COMPILED.items()
-             if any(_mentions(words, phrase, negatable) for phrase, negatable in phrases)}
+    found = {key for key, phrases in _COMPILED.items() if _mentions(words, phrases)}
     changes = [i for i in _any_at(words, _CHANGE_WORDS) if not _negated(words, i)]
     design = _any_at(words, _DESIGN_WORDS)
     if any(abs(c - d) <= 3 for c in changes for d in design):

@@ -43,6 +43,10 @@ from services.evolution.issues import RatedComment, analyse, categorise, edit_di
         ("no se ve nada realista, muy plano", {"flat"}),  # the comma ends the negation
         ("not too dark, but the room looks flat", {"flat"}),
         ("it isn't dark", set()),
+        # A quality word in a clause that negates the category's defect is praise.
+        ("no ha cambiado nada de la estructura", set()),
+        ("la iluminación no está quemada", set()),
+        ("la iluminación no está quemada, pero la estructura está torcida", {"structure"}),
     ],
 )
 def test_categorise(comment: str, expected: set[str]) -> None:
