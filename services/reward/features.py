@@ -137,6 +137,7 @@ from scipy import fft as sfft
 from scipy import ndimage, special
 
 from services.reward.edges import canny
+from services.reward.filters import laplacian, second_difference, sobel_magnitude
 
 FEATURE_VERSION = "classical-v2"
 """Identifies names, order, constants and preprocessing of the classical vector."""
@@ -279,7 +280,7 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     luma = channels @ (_LUMA_WEIGHTS / 255.0)
     luma8 = np.rint(luma * 255.0).clip(0, 255).astype(np.uint8)
 
-    gradient = _gradient_magnitude(luma)
+    gradient = sobel_magnitude(luma)
     power = _power_spectrum(luma)
     half = _downsample2(luma)
     parts = [
@@ -287,7 +288,7 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
         [float(np.mean(gradient > EDGE_THRESHOLD))],
         [float(np.mean(gradient)), _local_std_mean(luma), *_gabor_energies(power)],
         _lighting(luma, luma8),
-        [float(np.var(_laplacian(luma), dtype=np.float64))],
+        [float(np.var(laplacian(luma), dtype=np.float64))],
         [_noise_sigma(luma)],
         [_colorfulness(channels)],
         [float(np.std(luma, dtype=np.float64))],
@@ -296,7 +297,7 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
         _mscn_statistics(luma),
         _mscn_statistics(half),
         [
-            float(np.var(_laplacian(half), dtype=np.float64)),
+            float(np.var(laplacian(half), dtype=np.float64)),
             *_spectral_shape(power),
             _blockiness(luma),
         ],
@@ -325,32 +326,6 @@ def _color_histogram(rgb: np.ndarray) -> np.ndarray:
     index = (levels[..., 0].astype(np.intp) << 4) | (levels[..., 1] << 2) | levels[..., 2]
     counts = np.bincount(index.ravel(), minlength=64)
     return counts / counts.sum()
-
-
-# The small stencils below (Sobel, Laplacian, second differences) are written as
-# array slices: the same sums as scipy.ndimage's filters with the same
-# border modes ("nearest" = numpy's "edge", "reflect" = numpy's "symmetric"),
-# several times faster on a 512×512 image, equal up to float rounding.
-
-
-def _gradient_magnitude(luma: np.ndarray) -> np.ndarray:
-    """Sobel gradient magnitude (edge-replicated border), divided by 8."""
-    padded = np.pad(luma, 1, mode="edge")
-    across = padded[:, 2:] - padded[:, :-2]  # [-1 0 1] along x, then [1 2 1] along y
-    gx = across[:-2] + 2 * across[1:-1] + across[2:]
-    down = padded[2:] - padded[:-2]
-    gy = down[:, :-2] + 2 * down[:, 1:-1] + down[:, 2:]
-    return np.sqrt(gx * gx + gy * gy) / 8.0
-
-
-def _laplacian(luma: np.ndarray) -> np.ndarray:
-    """4-neighbour Laplacian, mirrored border (``ndimage.laplace``)."""
-    padded = np.pad(luma, 1, mode="symmetric")
-    centre = padded[1:-1, 1:-1]
-    result: np.ndarray = (
-        padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:] - 4 * centre
-    )
-    return result
 
 
 def _local_std_mean(luma: np.ndarray) -> float:
@@ -411,11 +386,7 @@ def _lighting(luma: np.ndarray, luma8: np.ndarray) -> np.ndarray:
 
 
 def _noise_sigma(luma: np.ndarray) -> float:
-    # [1 -2 1] down the columns, then along the rows, each with a mirrored border.
-    rows = np.pad(luma, ((1, 1), (0, 0)), mode="symmetric")
-    vertical = rows[:-2] - 2 * luma + rows[2:]
-    cols = np.pad(vertical, ((0, 0), (1, 1)), mode="symmetric")
-    residual = cols[:, :-2] - 2 * vertical + cols[:, 2:]
+    residual = second_difference(second_difference(luma, 0), 1)  # Immerkær's mask M
     return float(1.4826 * np.median(np.abs(residual)) / 6.0)
 
 
