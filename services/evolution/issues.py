@@ -48,73 +48,94 @@ class Category:
     key: str
     label_es: str
     label_en: str
-    keywords: tuple[str, ...]
-    defects: tuple[str, ...] = ()
-    """The keywords that name a defect, so that a negation before them cancels them."""
+    mentions: tuple[str, ...]
+    """Keywords whose mention is the complaint, negated or not ("sin profundidad")."""
+    defects: tuple[str, ...]
+    """Keywords that name a defect, so that a negation before them cancels them."""
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return self.mentions + self.defects
 
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("flat", "Plano / sin profundidad", "Flat / no depth", (
-        "plano", "plana", "planos", "planas", "aplanad*", "profundidad", "profundo",
-        "sin volumen", "montaje", "recortado", "pegado", "flat", "depth", "depthless",
-        "no volume", "cardboard", "cutout", "collage", "2d",
-    ), defects=(
-        "plano", "plana", "planos", "planas", "aplanad*", "montaje", "recortado", "pegado",
-        "flat", "cardboard", "cutout", "collage", "2d",
-    )),
-    Category("lighting", "Iluminación", "Lighting", (
-        "ilumin*", "luz", "luces", "luminoso", "oscur*", "quemad*", "sobreexpuest*",
-        "subexpuest*", "brillo", "artificial", "lighting", "light", "lights", "lit",
-        "dark", "darker", "overexposed", "underexposed", "blown", "glare", "harsh",
-    ), defects=(
-        "oscur*", "quemad*", "sobreexpuest*", "subexpuest*", "artificial", "dark", "darker",
-        "overexposed", "underexposed", "blown", "glare", "harsh",
-    )),
-    Category("colors", "Colores poco realistas", "Unrealistic colours", (
-        "color", "colores", "colour", "colours", "colors", "desaturad*", "saturad*",
-        "apagad*", "lavad*", "tono", "tonos", "tonalidad", "dominante", "washed",
-        "saturated", "oversaturated", "desaturated", "dull", "tint", "cast",
-        "white balance", "balance de blancos",
-    ), defects=(
-        "desaturad*", "saturad*", "apagad*", "lavad*", "dominante", "washed", "saturated",
-        "oversaturated", "desaturated", "dull", "tint", "cast",
-    )),
-    Category("textures", "Texturas poco realistas", "Unrealistic textures", (
-        "textur*", "material", "materiales", "plastico", "plasticoso", "liso",
-        "lisa", "emborronad*", "borros*", "difuminad*", "texture", "textures",
-        "textured", "plastic", "plasticky", "smooth", "smeared", "blurry", "blurred",
-        "grain of the wood", "veta", "vetas",
-    ), defects=(
-        "plastico", "plasticoso", "emborronad*", "borros*", "difuminad*", "plastic",
-        "plasticky", "smeared", "blurry", "blurred",
-    )),
-    Category("shadows", "Sombras", "Shadows", (
-        "sombr*", "penumbra", "shadow", "shadows", "shading", "shade",
-        "flotando", "flota", "floating",
-    ), defects=("flotando", "flota", "floating")),
-    Category("structure", "Estructura cambiada", "Structure changed", (
-        "estructura", "estructural", "geometr*", "perspectiva", "distorsion*",
-        "deformad*", "torcid*", "curvad*", "movid*", "desplazad*", "cambiad*",
-        "cambio", "cambia", "añadid*", "desaparec*", "faltan objetos", "falta un*",
-        "inventad*", "layout", "structure", "geometry", "perspective", "distorted",
-        "warped", "bent", "moved", "shifted", "changed", "added", "missing object*",
-        "missing furniture",
-        "extra", "disappeared", "redesigned",
-    ), defects=(
-        "distorsion*", "deformad*", "torcid*", "curvad*", "movid*", "desplazad*", "cambiad*",
-        "cambio", "cambia", "añadid*", "desaparec*", "inventad*", "distorted", "warped",
-        "bent", "moved", "shifted", "changed", "added", "extra", "disappeared", "redesigned",
-    )),
-    Category("artifacts", "Artefactos / ruido", "Artefacts / noise", (
-        "artefact*", "artifact*", "ruido", "ruidos*", "granulad*", "grano",
-        "manchas", "mancha", "pixelad*", "halo", "halos", "glitch", "noise",
-        "noisy", "grain", "grainy", "pixelated", "jpeg", "banding", "blotch*",
-        "distorsiones raras", "aberracion*",
-    ), defects=(
-        "artefact*", "artifact*", "ruido", "ruidos*", "granulad*", "grano", "manchas",
-        "mancha", "pixelad*", "halo", "halos", "glitch", "noise", "noisy", "grain", "grainy",
-        "pixelated", "banding", "blotch*", "aberracion*",
-    )),
+    Category(
+        "flat", "Plano / sin profundidad", "Flat / no depth",
+        mentions=(
+            "profundidad", "profundo", "sin volumen", "depth", "depthless", "no volume",
+        ),
+        defects=(
+            "plano", "plana", "planos", "planas", "aplanad*", "montaje", "recortado",
+            "pegado", "flat", "cardboard", "cutout", "collage", "2d",
+        ),
+    ),
+    Category(
+        "lighting", "Iluminación", "Lighting",
+        mentions=(
+            "ilumin*", "luz", "luces", "luminoso", "brillo", "lighting", "light", "lights",
+            "lit",
+        ),
+        defects=(
+            "oscur*", "quemad*", "sobreexpuest*", "subexpuest*", "artificial", "dark",
+            "darker", "overexposed", "underexposed", "blown", "glare", "harsh",
+        ),
+    ),
+    Category(
+        "colors", "Colores poco realistas", "Unrealistic colours",
+        mentions=(
+            "color", "colores", "colour", "colours", "colors", "tono", "tonos",
+            "tonalidad", "white balance", "balance de blancos",
+        ),
+        defects=(
+            "desaturad*", "saturad*", "apagad*", "lavad*", "dominante", "washed",
+            "saturated", "oversaturated", "desaturated", "dull", "tint", "cast",
+        ),
+    ),
+    Category(
+        "textures", "Texturas poco realistas", "Unrealistic textures",
+        mentions=(
+            "textur*", "material", "materiales", "liso", "lisa", "texture", "textures",
+            "textured", "smooth", "grain of the wood", "veta", "vetas",
+        ),
+        defects=(
+            "plastico", "plasticoso", "emborronad*", "borros*", "difuminad*", "plastic",
+            "plasticky", "smeared", "blurry", "blurred",
+        ),
+    ),
+    Category(
+        "shadows", "Sombras", "Shadows",
+        mentions=(
+            "sombr*", "penumbra", "shadow", "shadows", "shading", "shade",
+        ),
+        defects=(
+            "flotando", "flota", "floating",
+        ),
+    ),
+    Category(
+        "structure", "Estructura cambiada", "Structure changed",
+        mentions=(
+            "estructura", "estructural", "geometr*", "perspectiva", "faltan objetos",
+            "falta un*", "layout", "structure", "geometry", "perspective",
+            "missing object*", "missing furniture",
+        ),
+        defects=(
+            "distorsion*", "deformad*", "torcid*", "curvad*", "movid*", "desplazad*",
+            "cambiad*", "cambio", "cambia", "añadid*", "desaparec*", "inventad*",
+            "distorted", "warped", "bent", "moved", "shifted", "changed", "added", "extra",
+            "disappeared", "redesigned",
+        ),
+    ),
+    Category(
+        "artifacts", "Artefactos / ruido", "Artefacts / noise",
+        mentions=(
+            "jpeg", "distorsiones raras",
+        ),
+        defects=(
+            "artefact*", "artifact*", "ruido", "ruidos*", "granulad*", "grano", "manchas",
+            "mancha", "pixelad*", "halo", "halos", "glitch", "noise", "noisy", "grain",
+            "grainy", "pixelated", "banding", "blotch*", "aberracion*",
+        ),
+    ),
 )
 CATEGORY_BY_KEY = {c.key: c for c in CATEGORIES}
 
@@ -202,7 +223,9 @@ def _compile(keyword: str) -> list[str]:
 
 
 _COMPILED: dict[str, list[tuple[list[str], bool]]] = {
-    c.key: [(_compile(kw), kw in c.defects) for kw in c.keywords] for c in CATEGORIES
+    c.key: [(_compile(kw), False) for kw in c.mentions]
+    + [(_compile(kw), True) for kw in c.defects]
+    for c in CATEGORIES
 }
 """Per category: each keyword as words to match, and whether negation cancels it."""
 
