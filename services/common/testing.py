@@ -74,3 +74,11 @@ def postgres_database() -> Iterator[str]:
         yield url.render_as_string(hide_password=False)
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def s3_bucket(endpoint: str, name: str) -> str:
+    """Create bucket ``name`` on the S3-compatible server at ``endpoint``; its name."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name

@@ -32,10 +32,3 @@ def gateway_settings(database_url: str, tmp_path: Path) -> GatewaySettings:
 def gateway(gateway_settings: GatewaySettings) -> Iterator[TestClient]:
     with TestClient(create_app(gateway_settings)) as client:
         yield client
-
-
-def s3_bucket(endpoint: str, name: str) -> str:
-    import boto3
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=name)
-    return name

@@ -129,7 +129,7 @@ def test_page_upload_errors_are_shown_in_the_alert_area(gateway: TestClient) -> 
 
 def test_images_live_in_s3_when_configured(gateway_settings: GatewaySettings, s3_endpoint: str,
                                            aws_env: None) -> None:
-    from services.gateway.tests.conftest import s3_bucket
+    from services.common.testing import s3_bucket
 
     bucket = s3_bucket(s3_endpoint, f"gw-{abs(hash(gateway_settings.database_url)) % 10**8}")
     settings = gateway_settings.model_copy(update={

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from services.common.errors import NotFound
+from services.common.testing import s3_bucket
 from services.gateway.storage import BlobStore, LocalBlobStore, S3BlobStore, open_blob_store
 
 
@@ -24,11 +25,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
         return
     endpoint = request.getfixturevalue("s3_endpoint")
     request.getfixturevalue("aws_env")
-    import boto3
-
-    bucket = f"afinador-{tmp_path.name.lower().replace('_', '-')[-40:]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket=bucket)
+    bucket = s3_bucket(endpoint, f"afinador-{tmp_path.name.lower().replace('_', '-')[-40:]}")
     yield f"s3://{bucket}/images", endpoint
 
 

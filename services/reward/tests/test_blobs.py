@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common.testing import s3_bucket
 from services.reward.blobs import BlobStore, LocalBlobStore, S3BlobStore, open_stores
 from services.reward.settings import RewardSettings
 
@@ -22,10 +23,7 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Blo
         return
     endpoint = request.getfixturevalue("s3_endpoint")
     request.getfixturevalue("aws_env")
-    import boto3
-
-    bucket = f"reward-{tmp_path.name.lower().replace('_', '-')[-40:]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    bucket = s3_bucket(endpoint, f"reward-{tmp_path.name.lower().replace('_', '-')[-40:]}")
     yield open_stores(RewardSettings(data_dir=tmp_path, storage_url=f"s3://{bucket}/afinador",
                                      s3_endpoint_url=endpoint, aws_region="us-east-1"))
 
@@ -58,7 +56,7 @@ def test_s3_objects_live_under_the_configured_prefix(s3_endpoint: str, aws_env: 
     import boto3
 
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket="reward-prefix")
+    s3_bucket(s3_endpoint, "reward-prefix")
     images, models = open_stores(RewardSettings(
         data_dir=tmp_path, storage_url="s3://reward-prefix/prod/reward",
         s3_endpoint_url=s3_endpoint, aws_region="us-east-1"))

@@ -288,11 +288,9 @@ def test_predict_with_an_original(client: TestClient) -> None:
 def test_with_s3_storage_a_new_replica_serves_the_model_without_local_files(
     s3_endpoint: str, aws_env: None, tmp_path: Path
 ) -> None:
-    import boto3
+    from services.common.testing import s3_bucket
 
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
-        Bucket="reward-replicas"
-    )
+    s3_bucket(s3_endpoint, "reward-replicas")
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'reward.db'}"
     storage = {"storage_url": "s3://reward-replicas/reward", "s3_endpoint_url": s3_endpoint,
                "aws_region": "us-east-1"}
