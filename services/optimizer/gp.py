@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -172,6 +172,19 @@ def _natural(t: np.ndarray) -> dict[str, float]:
     return {h.name: h.from_t(float(v)) for h, v in zip(HYPERPARAMETERS, t, strict=True)}
 
 
+class _KernelParts(NamedTuple):
+    """Intermediate matrices of ``K(θ)`` that its gradient reuses (see :class:`_Terms`)."""
+
+    lengthscales: tuple[float, float, float]
+    m: np.ndarray  # Matérn-5/2 of the scaled distances
+    dm: np.ndarray  # its derivative factor
+    p: np.ndarray  # provider correlation factor
+    cm: np.ndarray | None  # mode correlation factor (None: one mode in the data)
+    cv: np.ndarray | None  # version correlation factor (None: one version)
+    pc: np.ndarray  # s²·p·cm·cv
+    f: np.ndarray  # pc·m, the quality part of K
+
+
 class _Terms:
     """Training-set matrices that do not depend on ``θ`` (built once per fit)."""
 
@@ -196,7 +209,7 @@ class _Terms:
             return k, []
         return k, self._gradients(th, parts)
 
-    def _kernel(self, th: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
+    def _kernel(self, th: dict[str, float]) -> tuple[np.ndarray, _KernelParts]:
         ls = (th["lengthscale_strength"], th["lengthscale_guidance"], th["lengthscale_structure"])
         sq = sum(d / (scale * scale) for d, scale in zip(self.sqdiff, ls, strict=True))
         m, dm = _matern(np.asarray(sq))
@@ -216,11 +229,10 @@ class _Terms:
         k += th["image_sd"] ** 2 * self.same_g
         k += th["rater_sd"] ** 2 * self.same_r
         k[np.diag_indices_from(k)] += th["noise_sd"] ** 2 + JITTER
-        return k, {"ls": ls, "m": m, "dm": dm, "p": p, "cm": cm, "cv": cv, "pc": pc, "f": f}
+        return k, _KernelParts(ls, m, dm, p, cm, cv, pc, f)
 
-    def _gradients(self, th: dict[str, float], parts: dict[str, Any]) -> list[np.ndarray]:
-        ls, m, dm, p, cm, cv, pc, f = (parts[k] for k in ("ls", "m", "dm", "p", "cm", "cv",
-                                                          "pc", "f"))
+    def _gradients(self, th: dict[str, float], parts: _KernelParts) -> list[np.ndarray]:
+        ls, m, dm, p, cm, cv, pc, f = parts
         ones = np.ones_like(m)
         cm, cv = (ones if cm is None else cm), (ones if cv is None else cv)
         rp, rm, rv = th["provider_correlation"], th["mode_correlation"], th["version_correlation"]
@@ -237,7 +249,7 @@ class _Terms:
         grads.append(2.0 * th["noise_sd"] ** 2 * np.eye(m.shape[0]))
         return grads
 
-    def gradient_dots(self, th: dict[str, float], parts: dict[str, Any], w: np.ndarray
+    def gradient_dots(self, th: dict[str, float], parts: _KernelParts, w: np.ndarray
                       ) -> np.ndarray:
         """``Σ_ij W_ij ∂K_ij/∂t`` for every hyperparameter, in ``HYPERPARAMETERS`` order.
 
@@ -245,8 +257,7 @@ class _Terms:
         the thirteen ``n×n`` matrices: each is a dot product with a matrix already at
         hand (``W`` and ``K`` are symmetric).
         """
-        ls, m, dm, p, cm, cv, pc, f = (parts[k] for k in ("ls", "m", "dm", "p", "cm", "cv",
-                                                          "pc", "f"))
+        ls, _, dm, p, cm, cv, pc, f = parts
         rp, rm, rv = th["provider_correlation"], th["mode_correlation"], th["version_correlation"]
         wf = w * f  # W ∘ s²·p·cm·cv·M
         out = [2.0 * float(wf.sum())]
