@@ -30,8 +30,11 @@ resource "aws_lb_target_group" "gateway" {
   target_type = "ip"
   vpc_id      = var.vpc_id
   health_check {
-    path    = "/healthz"
-    matcher = "200"
+    path                = "/readyz" # database reachable; /livez only says the process runs
+    matcher             = "200"
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+    interval            = 15
   }
 }
 

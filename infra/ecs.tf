@@ -107,9 +107,10 @@ resource "aws_ecs_task_definition" "svc" {
       [for k in local.provider_secrets[each.key] : { name = k, valueFrom = aws_secretsmanager_secret.provider[k].arn }]
     )
     healthCheck = {
-      command  = ["CMD", "python", "-c", "import os,urllib.request;urllib.request.urlopen('http://127.0.0.1:'+os.environ['PORT']+'/healthz')"]
-      interval = 15
-      retries  = 3
+      command     = ["CMD", "python", "-c", "import os,urllib.request;urllib.request.urlopen('http://127.0.0.1:'+os.environ['PORT']+'/livez')"]
+      interval    = 15
+      retries     = 3
+      startPeriod = 60 # migrations and model loading before the first answer
     }
     logConfiguration = {
       logDriver = "awslogs"

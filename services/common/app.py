@@ -1,5 +1,6 @@
 """App factory shared by the services: lifespan (migrations, engine), request ids,
-error handlers, ``/healthz`` and the service-token dependency.
+error handlers, ``/livez``, ``/readyz`` (alias ``/healthz``) and the service-token
+dependency.
 
 A service's ``main.py`` calls :func:`build_app` with its settings, its migrations
 folder and its routers; extra start-up/shut-down work (background workers, model
@@ -93,12 +94,20 @@ def build_app(
         response.headers["X-Request-ID"] = rid
         return response
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz(request: Request) -> dict[str, str]:
-        """Liveness and database reachability."""
+    @app.get("/livez", tags=["ops"])
+    async def livez() -> dict[str, str]:
+        """The process is alive and serving (for ECS/compose restarts; touches nothing)."""
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> dict[str, str]:
+        """Ready for traffic: the database answers (for the load balancer). 503 otherwise."""
         async with request.app.state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
         return {"status": "ok", "service": settings.service_name}
+
+    app.add_api_route("/healthz", readyz, methods=["GET"], tags=["ops"],
+                      summary="Same as /readyz (kept for existing health checks).")
 
     return app
 

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,35 @@ def unexpected_error() -> AfinadorError:
     )
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "La base de datos no responde; no se ha guardado nada. Vuelve a intentarlo en "
+            "unos segundos.",
+            "The database is not answering; nothing was saved. Try again in a few seconds.")
+
+
+DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+"""Exceptions that mean the database could not be reached (not a bug in the request)."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AfinadorError)
     async def _afinador_error(request: Request, exc: AfinadorError) -> JSONResponse:
         level = logging.ERROR if exc.status_code >= 500 else logging.INFO
         log.log(level, "%s %s -> %s %s", request.method, request.url.path, exc.status_code, exc)
         return JSONResponse(error_body(exc), status_code=exc.status_code)
+
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("%s %s: the database is not answering (%s)", request.method,
+                    request.url.path, type(exc).__name__)
+        error = DatabaseUnavailable()
+        return JSONResponse(error_body(error), status_code=error.status_code)
+
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

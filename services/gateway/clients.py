@@ -36,6 +36,8 @@ async def optional_status(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | N
 
 class ServiceClients:
     def __init__(self, settings: GatewaySettings) -> None:
+        self.last_status: dict[str, dict[str, Any]] = {}
+        """Each sibling's last status answer (the rating response reads it, never waits)."""
         timeout = settings.internal_timeout_seconds
         self.optimizer = InternalClient("optimizer", settings.optimizer_url,
                                         settings.token_for("optimizer"), timeout=timeout)
@@ -59,7 +61,9 @@ class ServiceClients:
 
     async def optimizer_status(self, providers: list[str] | None = None) -> dict[str, Any]:
         params = [("providers", p) for p in providers or []]
-        return dict(await self.optimizer.get("/ml/status", params=params))
+        status = dict(await self.optimizer.get("/ml/status", params=params))
+        self.last_status["optimizer"] = status
+        return status
 
     # evolution -------------------------------------------------------------
     async def assign_prompts(self, experiment_id: str, mode: str, options: list[str]

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Annotated
 
+from pydantic import StringConstraints, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
 from services.common.errors import Conflict, NotFound, ValidationFailed
+from services.common.messages import Name
 from services.gateway import jobs, prompts, selection, suggestions
 from services.gateway.context import Context, image_url
 from services.gateway.errors import ExperimentNotFound
@@ -27,6 +31,7 @@ from services.gateway.uploads import normalise_upload
 log = logging.getLogger(__name__)
 
 MODES = ("structure", "surfaces")
+PROJECT_ID_MAX = 100
 OPTIONS = ["A", "B"]
 
 
@@ -42,6 +47,7 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
             "o 'surfaces' (superficies).",
             f"Unknown mode {mode!r}: choose 'structure' or 'surfaces'.",
         )
+    project_id = _checked_project_id(project_id)
     settings = ctx.settings
     image = await asyncio.to_thread(
         normalise_upload, data, max_bytes=settings.max_upload_bytes,
@@ -103,6 +109,22 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
     log.info("experiment %s created (%s, %s)", experiment_id, mode,
              ", ".join(f"{p['api']}/{s}" for p, s in chosen))
     return experiment
+
+
+_PROJECT_ID = TypeAdapter(Annotated[Name, StringConstraints(max_length=PROJECT_ID_MAX)])
+
+
+def _checked_project_id(project_id: str | None) -> str | None:
+    if project_id is None or not project_id.strip():
+        return None
+    try:
+        return _PROJECT_ID.validate_python(project_id)
+    except PydanticValidationError as exc:
+        raise ValidationFailed(
+            f"El identificador de proyecto debe ser una línea de hasta {PROJECT_ID_MAX} "
+            "caracteres, sin caracteres de control.",
+            f"The project id must be one line of up to {PROJECT_ID_MAX} characters, without "
+            "control characters.") from exc
 
 
 async def load_experiment(session: AsyncSession, experiment_id: str) -> Experiment:

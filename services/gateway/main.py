@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from services.common.app import build_app
+from services.common.errors import DATABASE_DOWN
 from services.gateway import accounts, selection
 from services.gateway.api import auth, enhance, images, pages, prompts_pages, train
 from services.gateway.api.errors import install_error_handlers
@@ -42,8 +43,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await selection.after_generation(ctx, variant_id)
 
         runner.on_finished = after_generation
-        async with app.state.sessions() as session, session.begin():
-            created = await accounts.ensure_first_admin(session, settings)
+        try:
+            async with app.state.sessions() as session, session.begin():
+                created = await accounts.ensure_first_admin(session, settings)
+        except DATABASE_DOWN as exc:  # start anyway: /livez answers, /readyz says why not
+            log.warning("could not check for a first admin: the database is not answering "
+                        "(%s)", type(exc).__name__)
+            created = None
         if created:
             log.warning("no users yet: created admin %r with one-time password %r; sign in at "
                         "/login and change it on /admin/users (or add users with "

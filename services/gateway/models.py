@@ -129,17 +129,21 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Terminal: the receiver refused the message (4xx); it is never sent again.
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class PromptSnapshot(Base):
-    """The last prompt assignment the evolution service gave, for when it is down."""
+    """The last prompts the evolution service gave per version and mode, for when it is
+    down. One row per (version, mode), written by an idempotent upsert."""
 
     __tablename__ = "prompt_snapshots"
 
     version: Mapped[str] = mapped_column(String(32), primary_key=True)
-    # {mode: {provider: {prompt, negative_prompt}}}
+    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # {provider: {prompt, negative_prompt}}
     prompts: Mapped[dict[str, Any]] = mapped_column(JSON)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,9 +1,21 @@
 """Transactional outbox: ratings reach the optimizer, evolution and reward services.
 
 When a rating is saved, the same transaction writes one outbox row per target
-service (:func:`outbox_messages`). :class:`OutboxDeliverer` posts due rows with a
-lease (so two deliverers never send the same row at once), marks them delivered,
-and on failure schedules the next attempt with exponential backoff and jitter.
+service (:func:`outbox_messages`, built with the typed messages of
+:mod:`services.common.messages`, the same models the receivers validate with).
+:class:`OutboxDeliverer` runs one loop per target, so a slow or absent service
+never holds up the others' messages:
+
+- each loop claims its due rows with a lease (two deliverers never send the same
+  row at once), sends them (the optimizer and evolution take up to
+  ``GATEWAY_OUTBOX_BATCH_SIZE`` per request; the reward service a few images at a
+  time), and marks them delivered;
+- a service that cannot be reached or fails (5xx) is retried with the shared
+  capped, jittered backoff, per row;
+- a service that *refuses* a message (4xx) will refuse it again: the row becomes
+  ``rejected`` with the reason, is counted on the status page, and is never sent
+  again. A refused batch is split so one bad message cannot block its neighbours.
+
 The receiving endpoints are idempotent by rating id, so a row that is delivered
 twice (a crash between sending and marking) is still counted once.
 """
@@ -12,17 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.common.errors import ServiceUnavailable
 from services.common.http import SiblingRefused
+from services.common.messages import RatingForEvolution, RatingForOptimizer, RatingForReward
 from services.gateway.clients import ServiceClients
 from services.gateway.models import Experiment, OutboxMessage, Rating, Variant
 from services.gateway.settings import GatewaySettings
@@ -32,30 +47,38 @@ log = logging.getLogger(__name__)
 
 TARGETS = ("optimizer", "evolution", "reward")
 LEASE_SECONDS = 60.0
+REWARD_CONCURRENCY = 4
+"""Images sent to the reward service at once (each is its own multipart request)."""
 
 
 def outbox_messages(
     rating: Rating, variant: Variant, experiment: Experiment, enhanced_blob_key: str,
     original_blob_key: str | None = None,
 ) -> list[OutboxMessage]:
-    """The three messages a saved rating produces (add them in the rating's transaction)."""
-    optimizer = {"results": [{
-        "rating_id": rating.id, "experiment_id": experiment.id,
-        "image_id": experiment.original_image_id, "rater": rating.rated_by,
-        "parameters": variant.parameters, "rating": rating.rating,
-        "mode": experiment.mode, "prompt_version": variant.prompt_version,
-    }]}
-    evolution = {"results": [{
-        "rating_id": rating.id, "experiment_id": experiment.id, "option": variant.option,
-        "version": variant.prompt_version, "mode": experiment.mode, "rating": rating.rating,
-        "comments": rating.comments, "rater": rating.rated_by,
-    }]}
-    reward = {"form": {
-        "rating_id": rating.id, "rating": str(rating.rating), "experiment_id": experiment.id,
-        "option": variant.option, "rater": rating.rated_by, "variant_id": variant.id,
-        "prompt_version": variant.prompt_version, "mode": experiment.mode,
-    }, "blob_key": enhanced_blob_key, "original_blob_key": original_blob_key}
-    payloads = {"optimizer": optimizer, "evolution": evolution, "reward": reward}
+    """The three messages a saved rating produces (add them in the rating's transaction).
+
+    Raises:
+        pydantic.ValidationError: the rating breaks a limit a receiver enforces.
+    """
+    optimizer = RatingForOptimizer(
+        rating_id=rating.id, experiment_id=experiment.id, image_id=experiment.original_image_id,
+        rater=rating.rated_by, parameters=variant.parameters, rating=rating.rating,
+        mode=experiment.mode, prompt_version=variant.prompt_version)  # type: ignore[arg-type]
+    evolution = RatingForEvolution(
+        rating_id=rating.id, experiment_id=experiment.id, option=variant.option or "",
+        version=variant.prompt_version, mode=experiment.mode,  # type: ignore[arg-type]
+        rating=rating.rating, comments=rating.comments, rater=rating.rated_by)
+    reward = RatingForReward(
+        rating_id=rating.id, rating=rating.rating, experiment_id=experiment.id,
+        option=variant.option, rater=rating.rated_by, variant_id=variant.id,
+        prompt_version=variant.prompt_version, mode=experiment.mode)  # type: ignore[arg-type]
+    payloads: dict[str, dict[str, Any]] = {
+        "optimizer": {"results": [optimizer.model_dump(mode="json")]},
+        "evolution": {"results": [evolution.model_dump(mode="json")]},
+        "reward": {"form": {k: str(v) for k, v in reward.model_dump(mode="json").items()
+                            if v is not None},
+                   "blob_key": enhanced_blob_key, "original_blob_key": original_blob_key},
+    }
     return [OutboxMessage(rating_id=rating.id, target=t, payload=payloads[t]) for t in TARGETS]
 
 
@@ -67,121 +90,195 @@ class OutboxDeliverer:
         self.blobs = blobs
         self.settings = settings
         self._postgres = is_postgres(settings.database_url)
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._wakeups = {target: asyncio.Event() for target in TARGETS}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[bool]] = set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="outbox-deliverer")
+        self._tasks = [asyncio.create_task(self._loop(target), name=f"outbox-{target}")
+                       for target in TARGETS]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
 
     def notify(self) -> None:
-        self._wakeup.set()
+        for event in self._wakeups.values():
+            event.set()
 
-    async def _loop(self) -> None:
+    async def _loop(self, target: str) -> None:
+        failures = 0
         while True:
             try:
-                await self.deliver_due()
+                while await self.deliver_due(target):
+                    pass  # a full batch went out: there may be more
+                failures = 0
+            except (DBAPIError, OSError) as exc:
+                # The database is unreachable: say so once, then back off quietly.
+                failures += 1
+                if failures == 1:
+                    log.warning("outbox %s: the database is not answering (%s); "
+                                "retrying quietly", target, type(exc).__name__)
             except Exception:
-                log.exception("outbox delivery pass failed")
-            self._wakeup.clear()
+                log.exception("outbox %s: delivery pass failed", target)
+            wakeup = self._wakeups[target]
+            wakeup.clear()
+            wait = (backoff_delay(failures, base=self.settings.outbox_poll_seconds,
+                                  cap=self.settings.outbox_max_backoff_seconds)
+                    if failures else self.settings.outbox_poll_seconds)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), self.settings.outbox_poll_seconds)
+                await asyncio.wait_for(wakeup.wait(), wait)
             except TimeoutError:
                 pass
 
-    async def deliver_due(self, rating_ids: list[str] | None = None, limit: int = 50
-                          ) -> dict[str, bool]:
-        """Deliver due messages (optionally only those of ``rating_ids``).
+    async def deliver_due(self, target: str, rating_ids: Sequence[str] | None = None) -> bool:
+        """Send one batch of ``target``'s due messages (only ``rating_ids``' if given).
 
-        Returns ``{target: all_delivered}`` for the targets touched in this pass.
+        Returns True when a full batch was claimed (call again: more may be due).
         """
-        outcome: dict[str, bool] = {}
-        for _ in range(limit):
-            message = await self._claim(rating_ids)
-            if message is None:
-                break
-            ok = await self._deliver(message)
-            outcome[message.target] = outcome.get(message.target, True) and ok
-        return outcome
+        size = self.settings.outbox_batch_size if target != "reward" else REWARD_CONCURRENCY
+        batch = await self._claim(target, rating_ids, size)
+        if batch:
+            await self._send_batch(target, batch)
+        return len(batch) == size
 
-    async def _claim(self, rating_ids: list[str] | None) -> OutboxMessage | None:
+    def deliver_soon(self, target: str, rating_ids: Sequence[str]) -> asyncio.Task[bool]:
+        """:meth:`deliver_now` as a task the caller may wait for, or not."""
+        task = asyncio.create_task(self.deliver_now(target, list(rating_ids)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def deliver_now(self, target: str, rating_ids: Sequence[str]) -> bool:
+        """Deliver these ratings' messages to ``target`` now; True when all are delivered."""
+        await self.deliver_due(target, rating_ids)
+        async with self.sessions() as session:
+            left = (await session.execute(select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.target == target, OutboxMessage.rating_id.in_(rating_ids),
+                OutboxMessage.delivered_at.is_(None)))).scalar_one()
+        return left == 0
+
+    async def _claim(self, target: str, rating_ids: Sequence[str] | None, limit: int
+                     ) -> list[OutboxMessage]:
         now = utcnow()
         M = OutboxMessage
-        candidate = select(M.id).where(
-            M.delivered_at.is_(None),
+        due = select(M.id).where(
+            M.target == target, M.delivered_at.is_(None), M.rejected_at.is_(None),
             M.next_attempt_at <= now,
-            or_(M.lease_expires_at.is_(None), M.lease_expires_at < now),
+            (M.lease_expires_at.is_(None)) | (M.lease_expires_at < now),
         )
         if rating_ids is not None:
-            candidate = candidate.where(M.rating_id.in_(rating_ids))
-        candidate = candidate.order_by(M.id).limit(1)
+            due = due.where(M.rating_id.in_(rating_ids))
+        due = due.order_by(M.id).limit(limit)
         if self._postgres:
-            candidate = candidate.with_for_update(skip_locked=True)
+            due = due.with_for_update(skip_locked=True)
         async with self.sessions() as session, session.begin():
-            claimed_id = (await session.execute(
-                update(M)
-                .where(and_(M.id == candidate.scalar_subquery()))
+            claimed = list((await session.execute(
+                update(M).where(M.id.in_(due.scalar_subquery()))
                 .values(lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
-                .returning(M.id)
-            )).scalar_one_or_none()
-            if claimed_id is None:
-                return None
-            return await session.get(M, claimed_id)
+                .returning(M.id))).scalars())
+            if not claimed:
+                return []
+            rows = (await session.execute(select(M).where(M.id.in_(claimed)))).scalars()
+            return sorted(rows, key=lambda m: m.id)
 
-    async def _send(self, message: OutboxMessage) -> None:
-        payload: dict[str, Any] = message.payload
-        if message.target == "optimizer":
-            await self.clients.optimizer.post("/ml/update_model", json=payload)
-        elif message.target == "evolution":
-            await self.clients.evolution.post("/prompts/results", json=payload)
-        elif message.target == "reward":
-            files = {"image": ("variant.jpg", await self.blobs.get(payload["blob_key"]),
-                               "image/jpeg")}
-            if payload.get("original_blob_key"):  # for structure-preservation features
-                files["original"] = ("original.jpg",
-                                     await self.blobs.get(payload["original_blob_key"]),
-                                     "image/jpeg")
-            await self.clients.reward.post("/ml/observe", data=payload["form"], files=files)
-        else:
-            raise ValueError(f"unknown outbox target {message.target!r}")
-
-    async def _deliver(self, message: OutboxMessage) -> bool:
+    async def _send_batch(self, target: str, batch: list[OutboxMessage]) -> None:
+        if target == "reward":
+            await asyncio.gather(*(self._send_one(target, m) for m in batch))
+            return
         try:
-            await self._send(message)
-        except (ServiceUnavailable, SiblingRefused, httpx.HTTPError, OSError) as exc:
-            await self._reschedule(message, exc)
-            return False
-        async with self.sessions() as session, session.begin():
-            await session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id)
-                                  .values(delivered_at=utcnow(), lease_expires_at=None,
-                                          attempts=message.attempts + 1, last_error=None))
-        log.info("delivered rating %s to %s", message.rating_id, message.target)
-        return True
+            await self._post_results(target, batch)
+        except SiblingRefused as refused:
+            if len(batch) == 1:
+                await self._reject(batch, refused)
+                return
+            # Find the message(s) it refuses without holding back the others.
+            for message in batch:
+                await self._send_one(target, message)
+            return
+        except (ServiceUnavailable, httpx.HTTPError, OSError) as exc:
+            await self._reschedule(batch, exc)
+            return
+        await self._mark_delivered(batch)
 
-    async def _reschedule(self, message: OutboxMessage, exc: Exception) -> None:
-        attempts = message.attempts + 1
-        delay = backoff_delay(attempts, base=1.0, cap=self.settings.outbox_max_backoff_seconds)
-        rejected = isinstance(exc, SiblingRefused)
-        level = logging.ERROR if rejected else logging.WARNING
-        log.log(level, "rating %s not delivered to %s (attempt %d, next in %.1fs): %s",
-                message.rating_id, message.target, attempts, delay, exc)
+    async def _send_one(self, target: str, message: OutboxMessage) -> None:
+        try:
+            if target == "reward":
+                await self._post_observation(message)
+            else:
+                await self._post_results(target, [message])
+        except SiblingRefused as refused:
+            await self._reject([message], refused)
+        except (ServiceUnavailable, httpx.HTTPError, OSError) as exc:
+            await self._reschedule([message], exc)
+        else:
+            await self._mark_delivered([message])
+
+    async def _post_results(self, target: str, batch: list[OutboxMessage]) -> None:
+        results = [item for m in batch for item in m.payload["results"]]
+        path = "/ml/update_model" if target == "optimizer" else "/prompts/results"
+        client = self.clients.optimizer if target == "optimizer" else self.clients.evolution
+        await client.post(path, json={"results": results})
+
+    async def _post_observation(self, message: OutboxMessage) -> None:
+        payload: dict[str, Any] = message.payload
+        files = {"image": ("variant.jpg", await self.blobs.get(payload["blob_key"]),
+                           "image/jpeg")}
+        if payload.get("original_blob_key"):  # for structure-preservation features
+            files["original"] = ("original.jpg",
+                                 await self.blobs.get(payload["original_blob_key"]),
+                                 "image/jpeg")
+        await self.clients.reward.post("/ml/observe", data=payload["form"], files=files)
+
+    async def _mark_delivered(self, batch: list[OutboxMessage]) -> None:
         async with self.sessions() as session, session.begin():
-            await session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id)
-                                  .values(attempts=attempts, lease_expires_at=None,
-                                          next_attempt_at=utcnow() + timedelta(seconds=delay),
-                                          last_error=str(exc)[:1000]))
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_([m.id for m in batch]))
+                .values(delivered_at=utcnow(), lease_expires_at=None,
+                        attempts=OutboxMessage.attempts + 1, last_error=None))
+        log.info("delivered %d rating(s) to %s", len(batch), batch[0].target)
+
+    async def _reject(self, batch: list[OutboxMessage], refused: SiblingRefused) -> None:
+        for message in batch:
+            log.error("rating %s rejected by %s (HTTP %d, %s): %s; it will not be sent again",
+                      message.rating_id, message.target, refused.status_code, refused.code,
+                      refused.message_en)
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_([m.id for m in batch]))
+                .values(rejected_at=utcnow(), lease_expires_at=None,
+                        attempts=OutboxMessage.attempts + 1,
+                        last_error=f"HTTP {refused.status_code} {refused.code}: "
+                                   f"{refused.message_en}"[:1000]))
+
+    async def _reschedule(self, batch: list[OutboxMessage], exc: Exception) -> None:
+        async with self.sessions() as session, session.begin():
+            for message in batch:
+                attempts = message.attempts + 1
+                delay = backoff_delay(attempts, base=1.0,
+                                      cap=self.settings.outbox_max_backoff_seconds)
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == message.id)
+                    .values(attempts=attempts, lease_expires_at=None,
+                            next_attempt_at=utcnow() + timedelta(seconds=delay),
+                            last_error=str(exc)[:1000]))
+        log.warning("%d rating(s) not delivered to %s (%s); retrying with backoff",
+                    len(batch), batch[0].target, exc)
 
 
 async def pending_counts(session: AsyncSession) -> dict[str, int]:
-    """Undelivered messages per target (shown on the status panel)."""
-    from sqlalchemy import func
-
+    """Messages still to be delivered, per target (shown on the status page)."""
     rows = await session.execute(
-        select(OutboxMessage.target, func.count()).where(OutboxMessage.delivered_at.is_(None))
-        .group_by(OutboxMessage.target)
-    )
+        select(OutboxMessage.target, func.count()).where(
+            OutboxMessage.delivered_at.is_(None), OutboxMessage.rejected_at.is_(None))
+        .group_by(OutboxMessage.target))
+    return {target: count for target, count in rows.all()}
+
+
+async def rejected_counts(session: AsyncSession) -> dict[str, int]:
+    """Messages a receiver refused for good, per target."""
+    rows = await session.execute(
+        select(OutboxMessage.target, func.count()).where(OutboxMessage.rejected_at.is_not(None))
+        .group_by(OutboxMessage.target))
     return {target: count for target, count in rows.all()}

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import utcnow
@@ -72,26 +74,29 @@ async def assign_prompts(
 
 async def _remember(sessions: async_sessionmaker[AsyncSession], mode: str,
                     assignments: list[PromptAssignment]) -> None:
+    """Keep the champion's prompts for ``mode``: an upsert, so concurrent first uploads
+    of a version (first start, every new challenger) both succeed."""
     champion = next((a for a in assignments if a.arm == "champion"), assignments[0])
     async with sessions() as session, session.begin():
-        snapshot = await session.get(PromptSnapshot, champion.version)
-        if snapshot is None:
-            snapshot = PromptSnapshot(version=champion.version, prompts={})
-            session.add(snapshot)
-        snapshot.prompts = {**snapshot.prompts, mode: champion.prompts}
-        snapshot.fetched_at = utcnow()
+        dialect = session.get_bind().dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else postgres_insert
+        statement = insert(PromptSnapshot).values(
+            version=champion.version, mode=mode, prompts=champion.prompts, fetched_at=utcnow())
+        await session.execute(statement.on_conflict_do_update(
+            index_elements=["version", "mode"],
+            set_={"prompts": statement.excluded.prompts,
+                  "fetched_at": statement.excluded.fetched_at}))
 
 
 async def _fallback(sessions: async_sessionmaker[AsyncSession], prompts_dir: Path, mode: str,
                     options: list[str]) -> list[PromptAssignment]:
     async with sessions() as session:
-        snapshots = (await session.execute(
-            select(PromptSnapshot).order_by(PromptSnapshot.fetched_at.desc())
-        )).scalars().all()
-    for snapshot in snapshots:
-        prompts: Any = snapshot.prompts.get(mode)
-        if prompts:
-            return [PromptAssignment(o, snapshot.version, "champion", prompts, "snapshot")
-                    for o in options]
+        snapshot = (await session.execute(
+            select(PromptSnapshot).where(PromptSnapshot.mode == mode)
+            .order_by(PromptSnapshot.fetched_at.desc()).limit(1))).scalar_one_or_none()
+    if snapshot is not None and snapshot.prompts:
+        prompts: Any = snapshot.prompts
+        return [PromptAssignment(o, snapshot.version, "champion", prompts, "snapshot")
+                for o in options]
     version, prompts = baseline_prompts(prompts_dir, mode)
     return [PromptAssignment(o, version, "champion", prompts, "baseline_file") for o in options]

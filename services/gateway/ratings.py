@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
 from services.common.errors import ValidationFailed
-from services.gateway.clients import optional_status
 from services.gateway.context import Context
 from services.gateway.errors import RatingRejected
 from services.gateway.experiments import load_experiment
@@ -96,18 +95,18 @@ async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
         raise RatingRejected("Estas opciones ya fueron puntuadas (envío duplicado).",
                              "These options were already rated (duplicate submission).") from exc
 
-    try:
-        deliveries = await asyncio.wait_for(ctx.outbox.deliver_due(rating_ids),
-                                            ctx.settings.rate_delivery_timeout_seconds)
-    except TimeoutError:
-        deliveries = {}
+    # Answer as soon as the rating is safe; wait only briefly for the optimizer's
+    # acknowledgement so `ml_updated` keeps its meaning. Delivery goes on regardless.
+    acknowledged = ctx.outbox.deliver_soon("optimizer", rating_ids)
     ctx.outbox.notify()
+    done, _ = await asyncio.wait({acknowledged}, timeout=ctx.settings.rate_delivery_timeout_seconds)
+    ml_updated = bool(acknowledged in done and not acknowledged.exception()
+                      and acknowledged.result())
+    deliveries = {"optimizer": ml_updated}
 
     async with ctx.sessions() as session:
         samples, best = await rating_totals(session)
-    ml_updated = deliveries.get("optimizer", False)
-    optimizer = await optional_status(
-        ctx.clients.optimizer_status(sorted(ctx.providers))) if ml_updated else None
+    optimizer = ctx.clients.last_status.get("optimizer")
     return RateOut(
         success=True,
         message="Puntuaciones guardadas" + ("" if ml_updated else

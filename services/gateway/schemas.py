@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from services.common.errors import ValidationFailed
+from services.common.messages import Comments
 
 Mode = Literal["structure", "surfaces"]
 Option = Literal["A", "B"]
@@ -76,7 +77,7 @@ class ExperimentOut(BaseModel):
 class RatingIn(BaseModel):
     option: Option
     rating: int = Field(..., description="Whole stars, 1 to 5.")
-    comments: str = Field("", max_length=4000)
+    comments: Comments = ""
     image_id: str | None = None  # accepted for compatibility with the seeds; not needed
 
     @field_validator("rating", mode="before")
@@ -176,6 +177,9 @@ class TrainingStatus(BaseModel):
         description="Whether each learning service (optimizer, evolution, reward) answered.")
     pending_deliveries: dict[str, int] = Field(
         description="Ratings saved but not yet delivered, per learning service.")
+    rejected_deliveries: dict[str, int] = Field(
+        default_factory=dict,
+        description="Ratings a learning service refused for good (never retried), per service.")
 
 
 # history (seeds' /api/train/history) -----------------------------------------------------

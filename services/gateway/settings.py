@@ -155,8 +155,11 @@ class GatewaySettings(ServiceSettings):
     """How often the outbox deliverer looks for ratings to deliver."""
     outbox_max_backoff_seconds: float = 60.0
     """Longest wait between delivery attempts to a service that is down."""
-    rate_delivery_timeout_seconds: float = 5.0
-    """How long saving a rating waits for the immediate delivery before answering."""
+    rate_delivery_timeout_seconds: float = Field(default=0.2, ge=0, le=5)
+    """How long saving a rating waits for the optimizer's acknowledgement (`ml_updated`);
+    delivery always goes on in the background."""
+    outbox_batch_size: int = Field(default=100, ge=1, le=1000)
+    """Messages sent to the optimizer or evolution in one request."""
 
     # phase 2 --------------------------------------------------------------------------
     best_of_n_enabled: bool = True

@@ -18,7 +18,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from services.common.errors import AfinadorError, ValidationFailed, error_body, unexpected_error
+from services.common.errors import (
+    DATABASE_DOWN,
+    AfinadorError,
+    DatabaseUnavailable,
+    ValidationFailed,
+    error_body,
+    unexpected_error,
+)
 from services.gateway.accounts import LoginRequired
 from services.gateway.api.deps import language
 from services.gateway.api.rendering import is_htmx, render
@@ -32,7 +39,7 @@ def login_url(next_path: str) -> str:
 
 def wants_json(request: Request) -> bool:
     """The JSON API and stored images answer JSON; pages and their forms answer HTML."""
-    return request.url.path.startswith(("/api/", "/images/", "/healthz"))
+    return request.url.path.startswith(("/api/", "/images/", "/healthz", "/livez", "/readyz"))
 
 
 def wants_partial(request: Request) -> bool:
@@ -74,6 +81,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> Response:
         return error_response(request, ValidationFailed.from_pydantic(exc.errors()))
+
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        log.warning("%s %s: the database is not answering (%s)", request.method,
+                    request.url.path, type(exc).__name__)
+        return error_response(request, DatabaseUnavailable())
+
+    for kind in DATABASE_DOWN:
+        app.add_exception_handler(kind, _database_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

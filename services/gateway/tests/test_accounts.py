@@ -25,7 +25,8 @@ from services.gateway.testing import TEST_PASSWORD, add_user, sign_in_with_token
 from services.gateway.tests.test_api import create, wait_generated
 
 # Routes anyone may reach: health, the sign-in page, docs and static assets.
-PUBLIC = {"/healthz", "/login", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+PUBLIC = {"/healthz", "/livez", "/readyz", "/login", "/docs", "/docs/oauth2-redirect", "/redoc",
+          "/openapi.json"}
 # Routes that change what every trainer sees, or manage people: admins only.
 ADMIN_ONLY = re.compile(r"^/(admin/|prompts/evolve$|prompts/versions/\{version\}/\{action\}$"
                         r"|api/train/evolve$)")
