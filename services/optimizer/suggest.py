@@ -49,6 +49,10 @@ Decisions made here:
   surface, 25 rounds) it got stuck on local optima: mean regret 1.6 / 0.34 /
   1.7 / 0.84 stars (narrow / broad / provider / boundary) against 0.7 / 0.2 / 0.5
   / 0.2 for Thompson draws, so Thompson sampling is the default.
+* Every suggestion is **snapped** to what its provider can be sent
+  (:func:`~services.common.parameter_space.snap`: Leonardo's guidance is an
+  integer), so the point the optimizer proposes, the request the gateway makes and
+  the observation that comes back with the rating are the same point.
 * If fitting or acquisition fails, the batch falls back to uniformly random
   points marked ``"random"``: a trainer is never blocked by a numerical problem
   (it is logged).
@@ -59,12 +63,12 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from services.common.parameter_space import random_values
+from services.common.parameter_space import random_values, snap
 from services.optimizer.model import Acquisition, Analysis, GPConfig, ModelCache, model_for
 from services.optimizer.space import Context, Observation, SearchSpace, from_unit
 
@@ -199,7 +203,18 @@ def suggest(
     context: Context | None = None,
 ) -> list[Suggestion]:
     """A batch of ``n`` suggestions given every stored observation (oldest first)."""
-    context = context or Context()
+    batch = _suggest(space, observations, n, config, cache, context or Context())
+    return [replace(s, values=snap(s.provider, s.values)) for s in batch]
+
+
+def _suggest(
+    space: SearchSpace,
+    observations: Sequence[Observation],
+    n: int,
+    config: GPConfig,
+    cache: ModelCache,
+    context: Context,
+) -> list[Suggestion]:
     relevant = sum(1 for o in observations if space.contains(o))
     try:
         model = model_for(space, observations, config, cache)
