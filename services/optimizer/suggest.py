@@ -63,7 +63,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -101,7 +101,7 @@ def random_suggestions(space: SearchSpace, n: int, seed: int) -> list[Suggestion
     out = []
     for _ in range(n):
         provider = rng.choice(space.providers)
-        out.append(Suggestion(provider, random_values(rng), "random"))
+        out.append(Suggestion(provider, snap(provider, random_values(rng)), "random"))
     return out
 
 
@@ -112,8 +112,8 @@ def initial_design(space: SearchSpace, n: int, start: int, seed: int) -> list[Su
     points = qmc.Halton(d=3, scramble=True, seed=seed).random(start + n)[start:]
     providers = space.providers
     return [
-        Suggestion(providers[(start + i) % len(providers)], from_unit(u), "random")
-        for i, u in enumerate(points)
+        Suggestion(p, snap(p, from_unit(u)), "random")
+        for p, u in ((providers[(start + i) % len(providers)], u) for i, u in enumerate(points))
     ]
 
 
@@ -183,7 +183,7 @@ def bayesian_batch(
         out.append(
             Suggestion(
                 provider=provider,
-                values=analysis.values_of(pick),
+                values=snap(provider, analysis.values_of(pick)),
                 source="bayesian",
                 strategy=strategy,
                 predicted_rating=round(float(mean[pick]), 4),
@@ -203,18 +203,7 @@ def suggest(
     context: Context | None = None,
 ) -> list[Suggestion]:
     """A batch of ``n`` suggestions given every stored observation (oldest first)."""
-    batch = _suggest(space, observations, n, config, cache, context or Context())
-    return [replace(s, values=snap(s.provider, s.values)) for s in batch]
-
-
-def _suggest(
-    space: SearchSpace,
-    observations: Sequence[Observation],
-    n: int,
-    config: GPConfig,
-    cache: ModelCache,
-    context: Context,
-) -> list[Suggestion]:
+    context = context or Context()
     relevant = sum(1 for o in observations if space.contains(o))
     try:
         model = model_for(space, observations, config, cache)
