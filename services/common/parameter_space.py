@@ -119,7 +119,8 @@ def snap(provider: str, values: dict[str, float]) -> dict[str, float]:
     for dim in DIMENSIONS:
         spec = NATIVE[provider][dim.name]
         if spec.integer and dim.name in out:
-            out[dim.name] = _clip(dim, float(spec.from_native(spec.to_native(float(out[dim.name])))))
+            sent = spec.to_native(float(out[dim.name]))
+            out[dim.name] = _clip(dim, float(spec.from_native(sent)))
     return out
 
 

@@ -333,6 +333,13 @@ class ProviderHTTP:
         self.requests += 1
         return response.status_code
 
+    async def pause(self, attempt: int) -> None:
+        """Back off before a caller-driven retry (a create the service answered with an
+        error after a lookup showed it created nothing)."""
+        self.retries += 1
+        await self.progress.report("retrying")
+        await self._sleep(self.policy.backoff(attempt, self._rand()))
+
     def redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 

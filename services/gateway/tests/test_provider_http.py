@@ -18,12 +18,14 @@ from services.gateway.providers import (
     build_providers,
 )
 from services.gateway.providers._http import (
+    CreateOutcomeUnknown,
     ProgressTracker,
     ProviderHTTP,
     loggable,
     parse_retry_after,
 )
 from services.gateway.providers.fakes import RecordingProgress, RecordingSleep
+from services.gateway.providers.messages import MESSAGES, STEPS, provider_error, render
 from services.gateway.settings import GatewaySettings
 from services.gateway.tests._provider_support import RENDER
 
@@ -78,7 +80,7 @@ async def test_the_token_goes_only_to_the_api_origin() -> None:
     http, _ = session(handler)
     for url in (f"{API}/x", "https://cdn.example.test/img.png",
                 "https://api.example.test:8443/v1/x", "http://api.example.test/v1/x"):
-        await http.send("GET", url, ("a", "b"))
+        await http.send("GET", url, "check_generation")
     assert seen == {f"{API}/x": "Bearer tok-123", "https://cdn.example.test/img.png": None,
                     "https://api.example.test:8443/v1/x": None,
                     "http://api.example.test/v1/x": None}
@@ -87,7 +89,7 @@ async def test_the_token_goes_only_to_the_api_origin() -> None:
 async def test_oversized_answers_are_refused() -> None:
     http, _ = session(lambda request: httpx.Response(200, content=b"x" * 4096))
     with pytest.raises(ProviderError) as caught:
-        await http.send("GET", f"{API}/big", ("a", "b"), max_bytes=1024)
+        await http.send("GET", f"{API}/big", "check_generation", max_bytes=1024)
     assert not caught.value.retryable and http.requests == 1
 
 
@@ -97,7 +99,7 @@ async def test_connection_errors_are_retried_then_reported() -> None:
 
     http, sleep = session(handler, max_retries=3, backoff_seconds=0.1)
     with pytest.raises(ProviderError) as caught:
-        await http.send("GET", f"{API}/x", ("consultar", "check"))
+        await http.send("GET", f"{API}/x", "check_generation")
     assert caught.value.retryable and "ConnectError" in caught.value.message_es
     assert http.requests == 4 and len(sleep.delays) == 3
 
@@ -106,7 +108,7 @@ async def test_provider_text_in_errors_is_redacted() -> None:
     body = {"detail": "bad input for token tok-123"}
     http, _ = session(lambda request: httpx.Response(400, json=body))
     with pytest.raises(ProviderError) as caught:
-        await http.send("POST", f"{API}/x", ("crear", "create"))
+        await http.send("POST", f"{API}/x", "create_prediction")
     assert "tok-123" not in caught.value.message_es and "***" in caught.value.message_es
     assert not caught.value.retryable
 
@@ -114,12 +116,63 @@ async def test_provider_text_in_errors_is_redacted() -> None:
 async def test_downloads_must_be_images() -> None:
     http, _ = session(lambda request: httpx.Response(200, text="<html>oops</html>"))
     with pytest.raises(ProviderError) as caught:
-        await http.download_image("https://cdn.example.test/x.png", ("bajar", "download"))
+        await http.download_image("https://cdn.example.test/x.png", "download_result")
     assert caught.value.retryable and "no es una imagen" in caught.value.message_es
     import base64
 
     inline = "data:image/jpeg;base64," + base64.b64encode(RENDER).decode()
-    assert await http.download_image(inline, ("bajar", "download")) == (RENDER, "image/jpeg")
+    assert await http.download_image(inline, "download_result") == (RENDER, "image/jpeg")
+
+
+def raising(kind: type[httpx.TransportError]) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise kind("scripted", request=request)
+    return handler
+
+
+@pytest.mark.parametrize(("outcome", "answered"), [
+    (lambda request: httpx.Response(502, json={"detail": "bad gateway"}), True),
+    (lambda request: httpx.Response(201, text='{"id": '), True),
+    (raising(httpx.ReadTimeout), False),
+    (raising(httpx.RemoteProtocolError), False),
+])
+async def test_a_create_that_may_have_reached_the_service_is_not_resent(
+        outcome: Any, answered: bool) -> None:
+    http, sleep = session(outcome, max_retries=3)
+    with pytest.raises(CreateOutcomeUnknown) as caught:
+        await http.json("POST", f"{API}/predictions", "create_prediction", idempotent=False)
+    assert http.requests == 1 and sleep.delays == []
+    assert caught.value.answered is answered
+
+
+async def test_a_create_that_never_left_or_was_refused_with_429_is_resent() -> None:
+    answers: list[httpx.Response | None] = [
+        None, httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(201, json={"id": "p1", "status": "starting"})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        step = answers.pop(0)
+        if step is None:
+            raise httpx.ConnectError("refused", request=request)
+        return step
+
+    http, _ = session(handler, max_retries=3)
+    answer = await http.json("POST", f"{API}/predictions", "create_prediction",
+                             idempotent=False)
+    assert answer["id"] == "p1" and http.requests == 3
+
+
+def test_provider_messages_exist_in_both_languages_with_their_code() -> None:
+    error = provider_error("refused", retryable=False, provider="Replicate",
+                           step="create_prediction", status=422, detail=": bad input")
+    assert error.message_es.startswith("Replicate rechazó la petición al crear la predicción")
+    assert error.message_en.startswith("Replicate refused the request to create the prediction")
+    assert error.details == {"message_code": "refused", "message_params": {
+        "provider": "Replicate", "step": "create_prediction", "status": 422,
+        "detail": ": bad input"}}
+    again = render(error.details["message_code"], "en", error.details["message_params"])
+    assert again == error.message_en
+    assert all(es and en and es != en for es, en in [*MESSAGES.values(), *STEPS.values()])
 
 
 # settings -----------------------------------------------------------------------------
