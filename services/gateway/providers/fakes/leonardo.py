@@ -28,7 +28,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.gateway.providers.fakes._state import Asset, FakeState
-from services.gateway.providers.fakes.leonardo_contract import generation_problem
+from services.gateway.providers.fakes.leonardo_contract import (
+    PLATFORM_MODELS,
+    generation_problem,
+)
 
 USER_ID = "6d3b2ad4-1f6e-4c51-9a0e-2f1a3c4b5d6e"
 
@@ -114,6 +117,16 @@ def leonardo_app(state: FakeState) -> FastAPI:
         return JSONResponse({"user_details": [{
             "user": {"id": USER_ID, "username": "fake"}, "subscriptionTokens": 150,
             "apiConcurrencySlots": 10, "apiSubscriptionTokens": 1000}]})
+
+    @app.get(f"{api}/platformModels")
+    async def platform_models(request: Request) -> Response:
+        await state.record("models", request)
+        if not state.authorised(request):
+            return refuse(request)
+        return JSONResponse({"custom_models": [
+            {"id": model_id, "name": name, "description": f"{base} platform model",
+             "featured": False, "nsfw": False, "generated_image": None}
+            for model_id, (name, base) in PLATFORM_MODELS.items()]})
 
     @app.get(f"{api}/generations/user/{{user_id}}")
     async def by_user(user_id: str, request: Request) -> Response:

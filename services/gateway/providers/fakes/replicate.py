@@ -28,11 +28,13 @@ from fastapi.responses import JSONResponse
 
 from services.gateway.providers.fakes._state import Asset, FakeState
 from services.gateway.providers.fakes.replicate_contract import (
+    MODEL,
     NOT_FOUND,
     SCHEMAS,
     UNKNOWN_VERSION,
     cancel_after_seconds,
     input_problem,
+    input_schema,
 )
 
 
@@ -150,6 +152,17 @@ def replicate_app(state: FakeState) -> FastAPI:
     @app.post("/v1/models/{owner}/{name}/predictions")
     async def create_for_model(owner: str, name: str, request: Request) -> Response:
         return await create(request, f"{owner}/{name}")
+
+    @app.get("/v1/models/{owner}/{name}/versions/{version_id}")
+    async def version(owner: str, name: str, version_id: str, request: Request) -> Response:
+        await state.record("version", request)
+        if not state.authorised(request):
+            return refuse(request)
+        if version_id not in SCHEMAS or f"{owner}/{name}" != MODEL:
+            return JSONResponse(NOT_FOUND, status_code=404)
+        return JSONResponse({"id": version_id, "created_at": "2024-01-09T10:00:00Z",
+                             "cog_version": "0.8.6", "openapi_schema": {"components": {
+                                 "schemas": {"Input": input_schema(SCHEMAS[version_id])}}}})
 
     @app.get("/v1/predictions")
     async def listing(request: Request) -> Response:

@@ -97,3 +97,21 @@ def input_problem(inputs: dict[str, Any], schema: dict[str, Field]) -> tuple[str
         # [COG] the ControlNet preprocesses controlnet_1_image; without it the run fails
         return "controlnet_1_image", "controlnet_1 needs controlnet_1_image"
     return None
+
+
+def input_schema(fields: dict[str, Field]) -> dict[str, Any]:
+    """The fields as the ``Input`` object of a version's ``openapi_schema`` (the shape
+    ``GET /v1/models/{owner}/{name}/versions/{id}`` returns)."""
+    properties: dict[str, Any] = {}
+    for name, field in fields.items():
+        spec: dict[str, Any] = {"type": "string" if field.type == "uri" else field.type}
+        if field.type == "uri":
+            spec["format"] = "uri"
+        if field.low is not None:
+            spec["minimum"] = field.low
+        if field.high is not None:
+            spec["maximum"] = field.high
+        if field.choices is not None:
+            spec["enum"] = list(field.choices)
+        properties[name] = spec
+    return {"type": "object", "title": "Input", "properties": properties}
