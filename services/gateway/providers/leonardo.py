@@ -128,6 +128,7 @@ class LeonardoProvider:
                  request_timeout_seconds: float = 30.0, policy: RetryPolicy | None = None,
                  max_side: int = 1024, lookup_attempts: int = 3, sleep: Sleep = asyncio.sleep,
                  seeds: Callable[[], int] = _random_seed,
+                 monotonic: Callable[[], float] = time.monotonic,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model_id = model_id
@@ -144,6 +145,7 @@ class LeonardoProvider:
         self._api_key = api_key
         self._sleep = sleep
         self._seeds = seeds
+        self._monotonic = monotonic  # the generation deadline's clock (tests inject one)
         self._transport = transport
 
     def __repr__(self) -> str:  # never show the key
@@ -183,7 +185,7 @@ class LeonardoProvider:
         init_jpeg, width, height = prepare_init_image(request.image, self.max_side)
 
         tracker = ProgressTracker(progress)
-        started = time.monotonic()
+        started = self._monotonic()
         timeout = httpx.Timeout(self.request_timeout_seconds,
                                 connect=min(10.0, self.request_timeout_seconds))
         async with httpx.AsyncClient(timeout=timeout, transport=self._transport,
@@ -209,7 +211,7 @@ class LeonardoProvider:
                      "nsfw": bool(image_info.get("nsfw", False)), "polls": polls,
                      "uploads": uploads, "creates": creates, "lookups": lookups,
                      "http_requests": http.requests, "retries": http.retries,
-                     "seconds": round(time.monotonic() - started, 3)})
+                     "seconds": round(self._monotonic() - started, 3)})
 
     async def _upload(self, http: ProviderHTTP, jpeg: bytes) -> tuple[str, int]:
         """Upload the render; a refused presigned upload restarts from ``/init-image``
@@ -319,7 +321,7 @@ class LeonardoProvider:
         polls = 0
         url = f"{self.base_url}/generations/{generation_id}"
         while True:
-            elapsed = time.monotonic() - started
+            elapsed = self._monotonic() - started
             if elapsed > self.timeout_seconds:
                 raise provider_error("leonardo_deadline", retryable=True,
                                      seconds=f"{self.timeout_seconds:g}")

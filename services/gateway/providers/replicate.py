@@ -129,6 +129,7 @@ class ReplicateProvider:
                  policy: RetryPolicy | None = None, lookup_attempts: int = 3,
                  sleep: Sleep = asyncio.sleep, seeds: Callable[[], int] = _random_seed,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         if "/" not in model and not version:
             raise ValueError("replicate model must be 'owner/name' (or pin a version)")
@@ -146,6 +147,7 @@ class ReplicateProvider:
         self._api_token = api_token
         self._sleep = sleep
         self._seeds = seeds
+        self._monotonic = monotonic  # the generation deadline's clock (tests inject one)
         self._clock = clock
         self._transport = transport
 
@@ -180,7 +182,7 @@ class ReplicateProvider:
         self.build_input(request, "", seed)  # refuse bad parameters before any call
 
         tracker = ProgressTracker(progress)
-        started = time.monotonic()
+        started = self._monotonic()
         # A sync wait holds the create call open up to wait_seconds.
         timeout = httpx.Timeout(self.request_timeout_seconds + self.wait_seconds,
                                 connect=min(10.0, self.request_timeout_seconds))
@@ -226,7 +228,7 @@ class ReplicateProvider:
                      "image_input": image_kind, "polls": polls, "creates": creates,
                      "lookups": lookups, "http_requests": http.requests,
                      "retries": http.retries,
-                     "seconds": round(time.monotonic() - started, 3)})
+                     "seconds": round(self._monotonic() - started, 3)})
 
     async def _image_input(self, http: ProviderHTTP, image: bytes) -> str:
         if len(image) <= DATA_URL_LIMIT:
@@ -333,7 +335,7 @@ class ReplicateProvider:
                 if status not in RUNNING:
                     raise provider_error("unknown_status", retryable=True, provider=LABEL,
                                          status=status)
-                elapsed = time.monotonic() - started
+                elapsed = self._monotonic() - started
                 if elapsed > self.timeout_seconds:
                     await self._cancel(http, prediction)
                     raise provider_error("replicate_deadline", retryable=True,

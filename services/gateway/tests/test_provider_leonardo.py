@@ -48,7 +48,7 @@ class Run:
             base_url=fake.base_url, model_id=LEONARDO_MODEL, controlnet_preprocessor_id=1,
             cost_per_image_usd=0.015, timeout_seconds=10, poll_interval_seconds=0.5,
             request_timeout_seconds=5, policy=FAST, max_side=1024, sleep=self.sleep,
-            seeds=lambda: SEED)
+            monotonic=self.sleep.monotonic, seeds=lambda: SEED)
         settings.update(options)
         self.provider = LeonardoProvider(settings.pop("api_key", KEY), **settings)
 
@@ -118,7 +118,7 @@ async def test_the_requests_seed_wins_else_a_fresh_one_is_sent(server: FakeServe
 
 async def test_429_waits_for_retry_after_then_succeeds(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=0, retry_after="7", faults={"create": ["429", "429"]})
-    run = Run(fake)
+    run = Run(fake, timeout_seconds=60)  # the 14 s waited count toward the deadline
     result = await run()
     assert looks_inverted(result.image, RENDER)
     assert len(fake.state.calls("create")) == 3
@@ -306,13 +306,11 @@ async def test_invalid_parameters_fail_before_any_request(server: FakeServer,
 
 
 async def test_generation_that_never_finishes_times_out(server: FakeServer) -> None:
-    import asyncio
-
     fake = fake_with(server, pending_polls=10_000)
-    run = Run(fake, timeout_seconds=0.3, poll_interval_seconds=0.03, sleep=asyncio.sleep)
+    run = Run(fake, timeout_seconds=3, poll_interval_seconds=0.5)  # time passes by sleeping
     error = await run.fails()
-    assert error.retryable and "no terminó" in error.message_es and "0.3 s" in error.message_es
-    assert len(fake.state.calls("poll")) >= 2
+    assert error.retryable and "no terminó" in error.message_es and "3 s" in error.message_es
+    assert len(fake.state.calls("poll")) == 7  # polls at 0.5 … 3.5 s of the sleep clock
     assert [f for s, f in run.progress.reports if s == "generating"][-1] < 0.9
 
 

@@ -53,7 +53,8 @@ class Run:
         settings: dict[str, Any] = dict(
             base_url=fake.base_url, cost_per_image_usd=0.03,
             timeout_seconds=10, poll_interval_seconds=0.5, wait_seconds=5,
-            request_timeout_seconds=5, policy=FAST, sleep=self.sleep, seeds=lambda: SEED)
+            request_timeout_seconds=5, policy=FAST, sleep=self.sleep,
+            monotonic=self.sleep.monotonic, seeds=lambda: SEED)
         settings.update(options)
         self.provider = ReplicateProvider(settings.pop("api_token", KEY), **settings)
 
@@ -248,9 +249,10 @@ async def test_500_after_creating_adopts_the_prediction(server: FakeServer) -> N
 
 async def test_timeout_cancels_the_prediction(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=10_000)
-    run = Run(fake, timeout_seconds=0.3, poll_interval_seconds=0.03, sleep=asyncio.sleep)
+    run = Run(fake, timeout_seconds=3, poll_interval_seconds=0.5)  # time passes by sleeping
     failure = await run.fails()
-    assert failure.retryable and "0.3 s" in failure.message_es
+    assert failure.retryable and "3 s" in failure.message_es
+    assert len(fake.state.calls("poll")) == 7
     [cancel] = fake.state.calls("cancel")
     assert cancel["auth"] == f"Bearer {KEY}"
     [job] = fake.state.jobs.values()

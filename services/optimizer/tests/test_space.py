@@ -104,4 +104,8 @@ def test_describe_lists_bounds_and_native_names() -> None:
     assert (by_name["structure"]["low"], by_name["structure"]["high"]) == (0.7, 0.99)
     assert by_name["strength"]["native_names"]["leonardo"] == "init_strength"
     assert by_name["structure"]["native_names"]["local"] == "controlnet_conditioning_scale"
+    # a provider's own scale: Leonardo inverts strength and takes guidance as an integer
+    assert by_name["strength"]["native"]["leonardo"] == {"scale": "one_minus", "integer": False}
+    assert by_name["guidance"]["native"]["leonardo"] == {"scale": "same", "integer": True}
+    assert by_name["guidance"]["native"]["stablediffusion"]["integer"] is False
     assert len(by_name) == len(DIMENSIONS)

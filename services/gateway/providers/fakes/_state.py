@@ -232,7 +232,11 @@ class RecordingProgress:
 
 
 class RecordingSleep:
-    """An ``asyncio.sleep`` stand-in that records delays and yields without waiting."""
+    """An ``asyncio.sleep`` stand-in that records delays and yields without waiting.
+
+    It is also a clock: :meth:`monotonic` is the sum of the delays slept so far, so a
+    provider given both sees time pass only when it sleeps (deadlines without waiting).
+    """
 
     def __init__(self) -> None:
         self.delays: list[float] = []
@@ -240,3 +244,6 @@ class RecordingSleep:
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
         await asyncio.sleep(0)
+
+    def monotonic(self) -> float:
+        return float(sum(self.delays))
