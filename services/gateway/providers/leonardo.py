@@ -34,7 +34,8 @@ render's structure, so the default is Absolute Reality v1.6 (SD1.5) with Edge to
    model; only a 5xx with nothing found is created again, and a timeout with nothing
    found fails the variant with a clear message instead of paying twice;
 4. poll ``GET /generations/{id}`` until ``generations_by_pk.status`` is ``COMPLETE`` or
-   ``FAILED`` (or the time budget runs out);
+   ``FAILED``. If the time budget runs out the variant fails without automatic retry:
+   the API has no cancel, so a re-queued job would pay for a second generation;
 5. download ``generated_images[0].url`` (no API key: it is a CDN).
 
 Progress stages: ``upload`` → ``queued`` → ``generating`` → ``download`` (and
@@ -323,7 +324,9 @@ class LeonardoProvider:
         while True:
             elapsed = self._monotonic() - started
             if elapsed > self.timeout_seconds:
-                raise provider_error("leonardo_deadline", retryable=True,
+                # No cancel endpoint: re-queueing would start a second, paid generation.
+                raise provider_error("leonardo_deadline", retryable=False,
+                                     generation_id=generation_id,
                                      seconds=f"{self.timeout_seconds:g}")
             await tracker.report("generating", _generating_fraction(elapsed))
             await self._sleep(self.poll_interval_seconds)

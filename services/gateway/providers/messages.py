@@ -115,8 +115,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "leonardo_no_user": ("Leonardo AI no devolvió el usuario de la clave.",
                          "Leonardo AI returned no user for the key."),
     "leonardo_deadline": (
-        "Leonardo AI no terminó la generación en {seconds} s; se reintentará más tarde.",
-        "Leonardo AI did not finish within {seconds} s; it will be retried later."),
+        "Leonardo AI no terminó la generación {generation_id} en {seconds} s. Leonardo no "
+        "permite cancelarla y puede que aún se cobre, así que no se repite sola: revisa la "
+        "cuenta y pulsa Reintentar.",
+        "Leonardo AI did not finish generation {generation_id} within {seconds} s. Leonardo "
+        "cannot cancel it and may still charge it, so it is not repeated automatically: "
+        "check the account and press Retry."),
     "leonardo_no_image": ("Leonardo AI terminó sin devolver ninguna imagen.",
                           "Leonardo AI finished without an image."),
     "leonardo_failed": (

@@ -309,8 +309,11 @@ async def test_generation_that_never_finishes_times_out(server: FakeServer) -> N
     fake = fake_with(server, pending_polls=10_000)
     run = Run(fake, timeout_seconds=3, poll_interval_seconds=0.5)  # time passes by sleeping
     error = await run.fails()
-    assert error.retryable and "no terminó" in error.message_es and "3 s" in error.message_es
+    assert "no terminó" in error.message_es and "3 s" in error.message_es
     assert len(fake.state.calls("poll")) == 7  # polls at 0.5 … 3.5 s of the sleep clock
+    # Leonardo cannot cancel it: not re-queued, or a second generation would be paid for
+    assert not error.retryable and "Retry" in error.message_en
+    assert len(fake.state.calls("create")) == 1
     assert [f for s, f in run.progress.reports if s == "generating"][-1] < 0.9
 
 
