@@ -197,7 +197,9 @@ def test_settings_reach_the_clients(tmp_path: Path) -> None:
     settings = GatewaySettings(
         data_dir=tmp_path, leonardo_api_key="k", replicate_api_token="t",
         leonardo_model_id="m-1", leonardo_controlnet_preprocessor_id=20,
+        leonardo_alchemy=True, leonardo_preset_style="",
         replicate_model="o/n", replicate_version="v9", replicate_wait_seconds=12,
+        replicate_controlnet="depth_midas",
         provider_timeout_seconds=99, provider_poll_interval_seconds=1.5,
         provider_request_timeout_seconds=7, provider_max_retries=5,
         provider_backoff_seconds=0.3, provider_max_backoff_seconds=9,
@@ -207,13 +209,24 @@ def test_settings_reach_the_clients(tmp_path: Path) -> None:
     assert isinstance(leonardo, LeonardoProvider) and isinstance(replicate, ReplicateProvider)
     assert (leonardo.model_id, leonardo.controlnet_preprocessor_id, leonardo.max_side) == (
         "m-1", 20, 768)
+    assert (leonardo.alchemy, leonardo.preset_style) == (True, None)
     assert (replicate.model, replicate.version, replicate.wait_seconds) == ("o/n", "v9", 12)
+    assert replicate.controlnet == "depth_midas"
     expected = RetryPolicy(max_retries=5, backoff_seconds=0.3, max_backoff_seconds=9,
                            max_retry_after_seconds=42)
     for provider in (leonardo, replicate):
         assert provider.policy == expected
         assert provider.timeout_seconds == 99 and provider.poll_interval_seconds == 1.5
         assert provider.request_timeout_seconds == 7
+
+
+def test_default_models_are_the_documented_img2img_controlnet_ones(tmp_path: Path) -> None:
+    settings = GatewaySettings(data_dir=tmp_path)
+    assert settings.leonardo_model_id == "e316348f-7773-490e-adcd-46757c738eb7"  # SD1.5
+    assert settings.leonardo_controlnet_preprocessor_id == 1  # Edge to Image on SD1.5
+    assert settings.leonardo_alchemy is False
+    assert settings.replicate_model == "fofr/sdxl-multi-controlnet-lora"
+    assert len(settings.replicate_version) == 64  # pinned: a community model needs it
 
 
 def test_cost_defaults_follow_seed_000(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ class Scenario:
     ``faults`` maps a route name to the faults its next requests get, in order, e.g.
     ``{"create": ["429", "500"]}``: the first create answers 429, the second 500, the
     third works. Routes: Leonardo ``init-image``, ``upload``, ``create``, ``poll``,
-    ``download``; Replicate ``files``, ``create``, ``poll``, ``cancel``, ``download``.
+    ``me``, ``list``, ``download``; Replicate ``files``, ``create``, ``poll``, ``list``,
+    ``cancel``, ``download``.
     Fault kinds are :data:`FAULTS` ("slow" answers normally after ``slow_seconds``).
     """
 
