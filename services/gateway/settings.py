@@ -116,10 +116,17 @@ class GatewaySettings(ServiceSettings):
     """Leonardo AI key; when set, the `leonardo` provider is enabled (never logged)."""
     leonardo_base_url: str = "https://cloud.leonardo.ai/api/rest/v1"
     """Leonardo REST API base URL."""
-    leonardo_model_id: str = "aa77f04e-3eec-4034-9c07-d0f619684628"
-    """Leonardo model id (default Leonardo Kino XL; set it to the model your account uses)."""
-    leonardo_controlnet_preprocessor_id: int = 19
-    """Leonardo ControlNet preprocessor applied to the render (19: edges on SDXL models)."""
+    leonardo_model_id: str = "e316348f-7773-490e-adcd-46757c738eb7"
+    """Leonardo model id (Absolute Reality v1.6, SD1.5: image-to-image plus a structure
+    ControlNet is documented as incompatible with most SDXL models; docs/providers.md)."""
+    leonardo_controlnet_preprocessor_id: int = 1
+    """Leonardo ControlNet applied to the render (1: Edge to Image on SD1.5 models; the id
+    depends on the model's base, see Leonardo's preprocessor table)."""
+    leonardo_alchemy: bool = False
+    """Leonardo Alchemy (sent explicitly: the API defaults it to on, which costs more and
+    upscales the output)."""
+    leonardo_preset_style: str = "NONE"
+    """Leonardo presetStyle (LEONARDO or NONE without Alchemy; empty = not sent)."""
     leonardo_cost_per_image_usd: float = 0.015
     """Estimated cost of one Leonardo image (seed 000: $0.01–0.02)."""
     replicate_api_token: str = Field(default="", repr=False,
@@ -127,10 +134,13 @@ class GatewaySettings(ServiceSettings):
     """Replicate token; when set, the `stablediffusion` provider is enabled (never logged)."""
     replicate_base_url: str = "https://api.replicate.com/v1"
     """Replicate API base URL."""
-    replicate_model: str = "lucataco/sdxl-controlnet"
-    """Replicate model (owner/name): SDXL img2img with ControlNet."""
-    replicate_version: str = ""
-    """Pinned model version id (required for community models); empty = the model's latest."""
+    replicate_model: str = "fofr/sdxl-multi-controlnet-lora"
+    """Replicate model (owner/name): SDXL image-to-image with ControlNet (docs/providers.md)."""
+    replicate_version: str = "89eb212b3d1366a83e949c12a4b45dfe6b6b313b594cb8268e864931ac9ffb16"
+    """Pinned model version id (a community model can only be run by version); empty =
+    call the model by name, which only official models allow."""
+    replicate_controlnet: str = "edge_canny"
+    """The model's ControlNet fed with the render (its `controlnet_1` choices)."""
     replicate_cost_per_image_usd: float = 0.03
     """Estimated cost of one Replicate image (seed 000: $0.02–0.04)."""
     replicate_wait_seconds: int = Field(default=30, ge=0, le=60)
@@ -138,11 +148,13 @@ class GatewaySettings(ServiceSettings):
     provider_timeout_seconds: float = 180.0
     """Longest wait for one remote generation before it counts as timed out (and is retried)."""
     provider_request_timeout_seconds: float = 30.0
-    """Timeout of one HTTP request to a provider (a timed-out request is retried)."""
+    """Timeout of one HTTP request to a provider (a timed-out read is retried; a timed-out
+    create call is looked up in the account instead, never sent twice)."""
     provider_poll_interval_seconds: float = 2.0
     """How often remote generations are polled."""
     provider_max_retries: int = Field(default=3, ge=0)
-    """Retries of one provider request on 429, 5xx, timeouts and malformed answers."""
+    """Retries of one provider request on 429, 5xx, timeouts and malformed answers (a create
+    call only when it provably never reached the provider)."""
     provider_backoff_seconds: float = 1.0
     """First retry delay; doubles each retry, with jitter (a 429's Retry-After wins)."""
     provider_max_backoff_seconds: float = 30.0

@@ -1,8 +1,8 @@
 """Request and response bodies of the optimizer's HTTP API (separate from tables).
 
-Parameters travel in each provider's native names with ``api`` naming the
-provider, e.g. ``{"api": "leonardo", "init_strength": 0.28, "guidance_scale": 7.2,
-"controlnet_weight": 0.89}`` (see ``services/common/parameter_space.py``).
+Parameters travel in each provider's native names and scale with ``api`` naming the
+provider, e.g. ``{"api": "leonardo", "init_strength": 0.72, "guidance_scale": 7,
+"controlnet_weight": 0.89}`` for strength 0.28 (see ``services/common/parameter_space.py``).
 """
 
 from __future__ import annotations

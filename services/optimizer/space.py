@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.errors import ValidationFailed
-from services.common.parameter_space import DIMENSIONS, NATIVE_NAMES, PROVIDERS, to_native
+from services.common.parameter_space import (
+    DIMENSIONS,
+    NATIVE,
+    NATIVE_NAMES,
+    PROVIDERS,
+    to_native,
+)
 
 PROVIDER_DIM = "provider"
 
@@ -146,6 +152,11 @@ def describe() -> dict[str, Any]:
                 "label_es": d.label_es,
                 "label_en": d.label_en,
                 "native_names": {p: NATIVE_NAMES[p][d.name] for p in PROVIDERS},
+                # a provider may take the dimension on its own scale or only as integers
+                "native": {
+                    p: {"scale": NATIVE[p][d.name].scale, "integer": NATIVE[p][d.name].integer}
+                    for p in PROVIDERS
+                },
             }
             for d in DIMENSIONS
         ],

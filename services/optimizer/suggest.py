@@ -49,6 +49,10 @@ Decisions made here:
   surface, 25 rounds) it got stuck on local optima: mean regret 1.6 / 0.34 /
   1.7 / 0.84 stars (narrow / broad / provider / boundary) against 0.7 / 0.2 / 0.5
   / 0.2 for Thompson draws, so Thompson sampling is the default.
+* Every suggestion is **snapped** to what its provider can be sent
+  (:func:`~services.common.parameter_space.snap`: Leonardo's guidance is an
+  integer), so the point the optimizer proposes, the request the gateway makes and
+  the observation that comes back with the rating are the same point.
 * If fitting or acquisition fails, the batch falls back to uniformly random
   points marked ``"random"``: a trainer is never blocked by a numerical problem
   (it is logged).
@@ -64,7 +68,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.common.parameter_space import random_values
+from services.common.parameter_space import random_values, snap
 from services.optimizer.model import Acquisition, Analysis, GPConfig, ModelCache, model_for
 from services.optimizer.space import Context, Observation, SearchSpace, from_unit
 
@@ -97,7 +101,7 @@ def random_suggestions(space: SearchSpace, n: int, seed: int) -> list[Suggestion
     out = []
     for _ in range(n):
         provider = rng.choice(space.providers)
-        out.append(Suggestion(provider, random_values(rng), "random"))
+        out.append(Suggestion(provider, snap(provider, random_values(rng)), "random"))
     return out
 
 
@@ -108,8 +112,8 @@ def initial_design(space: SearchSpace, n: int, start: int, seed: int) -> list[Su
     points = qmc.Halton(d=3, scramble=True, seed=seed).random(start + n)[start:]
     providers = space.providers
     return [
-        Suggestion(providers[(start + i) % len(providers)], from_unit(u), "random")
-        for i, u in enumerate(points)
+        Suggestion(p, snap(p, from_unit(u)), "random")
+        for p, u in ((providers[(start + i) % len(providers)], u) for i, u in enumerate(points))
     ]
 
 
@@ -179,7 +183,7 @@ def bayesian_batch(
         out.append(
             Suggestion(
                 provider=provider,
-                values=analysis.values_of(pick),
+                values=snap(provider, analysis.values_of(pick)),
                 source="bayesian",
                 strategy=strategy,
                 predicted_rating=round(float(mean[pick]), 4),

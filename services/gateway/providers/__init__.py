@@ -45,6 +45,8 @@ def build_providers(settings: GatewaySettings) -> dict[str, Provider]:
             settings.leonardo_api_key, base_url=settings.leonardo_base_url,
             model_id=settings.leonardo_model_id,
             controlnet_preprocessor_id=settings.leonardo_controlnet_preprocessor_id,
+            alchemy=settings.leonardo_alchemy,
+            preset_style=settings.leonardo_preset_style or None,
             cost_per_image_usd=settings.leonardo_cost_per_image_usd,
             timeout_seconds=settings.provider_timeout_seconds,
             poll_interval_seconds=settings.provider_poll_interval_seconds,
@@ -54,6 +56,7 @@ def build_providers(settings: GatewaySettings) -> dict[str, Provider]:
         providers["stablediffusion"] = ReplicateProvider(
             settings.replicate_api_token, base_url=settings.replicate_base_url,
             model=settings.replicate_model, version=settings.replicate_version,
+            controlnet=settings.replicate_controlnet,
             cost_per_image_usd=settings.replicate_cost_per_image_usd,
             timeout_seconds=settings.provider_timeout_seconds,
             poll_interval_seconds=settings.provider_poll_interval_seconds,

@@ -5,17 +5,27 @@ It decides, for every answer a provider's API gives, whether trying again can he
 ==========================================  =============================  ==========
 what happened                               in-client behaviour            retryable
 ==========================================  =============================  ==========
-timeout, connection error                   backoff, retry (bounded)       yes
-5xx, 408                                    backoff, retry (bounded)       yes
-2xx with malformed JSON                     backoff, retry (bounded)       yes
+connection refused / connect timeout        backoff, retry (bounded)       yes
+timeout, broken connection after sending    backoff, retry (bounded) [*]   yes
+5xx, 408                                    backoff, retry (bounded) [*]   yes
+2xx with malformed JSON                     backoff, retry (bounded) [*]   yes
 429 with Retry-After <= the cap             wait Retry-After, retry        yes
 429 with Retry-After > the cap              stop at once                   yes (later)
 401 / 403                                   stop: the key is wrong         no
 402                                         stop: no credit                no
 400 / 404 / 422 (API)                       stop: the request is invalid   no
 404 / 403 on a result download              backoff, retry (CDN lag)       yes
+403 on a presigned upload                   :class:`UploadRefused`         (caller)
 a download that is not an image             stop                           yes
 ==========================================  =============================  ==========
+
+[*] Only for idempotent requests. A *create* call (``idempotent=False``: Leonardo's
+``POST /generations``, Replicate's ``POST /predictions``; neither API has idempotency
+keys, and replicate-python never retries a POST) is retried only when it provably never
+reached the service: the connection was refused or never opened, or the service
+answered 429 (it refused the request). Otherwise the send raises
+:class:`CreateOutcomeUnknown` and the provider looks the generation up before it
+creates another one.
 
 Once retries run out the error is a :class:`ProviderError` (``retryable=True``) so the
 job runner can re-queue the variant later. Backoff is exponential with "equal jitter"
@@ -46,16 +56,19 @@ from PIL import Image
 
 from services.gateway.errors import ProviderError
 from services.gateway.providers.base import ProgressCallback
+from services.gateway.providers.messages import provider_error, render
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-Step = tuple[str, str]
-"""What the client was doing, as a Spanish and an English verb phrase."""
+Step = str
+"""What the client was doing: a key of :data:`~.messages.STEPS`."""
 
 MAX_JSON_BYTES = 5 * 1024 * 1024
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 _RETRY_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.IGNORECASE)
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport errors raised before a byte of the request left this process."""
 
 
 class ProviderRateLimited(ProviderError):
@@ -65,9 +78,33 @@ class ProviderRateLimited(ProviderError):
     schedule the next attempt.
     """
 
-    def __init__(self, message_es: str, message_en: str, *, retry_after_seconds: float | None):
-        super().__init__(message_es, message_en, retryable=True)
+    def __init__(self, message_es: str, message_en: str, *, retryable: bool = True,
+                 retry_after_seconds: float | None = None):
+        super().__init__(message_es, message_en, retryable=retryable)
         self.retry_after_seconds = retry_after_seconds
+
+
+class CreateOutcomeUnknown(Exception):
+    """A non-idempotent request may have reached the service, but its answer was lost
+    (timeout, broken connection) or was an error the service may have raised after
+    acting (5xx, unreadable 2xx). ``answered`` is True when the service did answer (5xx,
+    malformed body): it has finished handling the request; False after a timeout, when
+    it may still be handling it."""
+
+    def __init__(self, reason: str, params: dict[str, Any], *, answered: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.params = params
+        self.answered = answered
+
+
+class UploadRefused(Exception):
+    """A presigned storage URL refused the upload (403: expired or policy mismatch)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -125,19 +162,29 @@ def loggable(url: str | httpx.URL) -> str:
 def require_number(params: dict[str, Any], name: str, low: float, high: float,
                    provider: str) -> float:
     """A finite parameter inside the range the provider's API accepts, or a final error."""
+    raw = params.get(name)
+    if isinstance(raw, bool):
+        raw = None
     try:
-        value = float(params[name])
-    except (KeyError, TypeError, ValueError):
-        raise ProviderError(
-            f"{provider}: falta el parámetro numérico {name!r}; no se llamó al proveedor.",
-            f"{provider}: numeric parameter {name!r} is missing; the provider was not called.",
-            retryable=False) from None
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise provider_error("param_missing", retryable=False, provider=provider,
+                             name=name) from None
     if not low <= value <= high:  # also rejects NaN
-        raise ProviderError(
-            f"{provider}: {name}={value} está fuera de lo que acepta la API ({low}–{high}).",
-            f"{provider}: {name}={value} is outside what the API accepts ({low}–{high}).",
-            retryable=False)
+        raise provider_error("param_out_of_range", retryable=False, provider=provider,
+                             name=name, value=value, low=low, high=high)
     return value
+
+
+def require_integer(params: dict[str, Any], name: str, low: int, high: int,
+                    provider: str) -> int:
+    """Like :func:`require_number`, for an API field typed ``Int``: a value with a
+    fraction is refused (never rounded here, so the variant records what was sent)."""
+    value = require_number(params, name, low, high, provider)
+    if value != int(value):
+        raise provider_error("param_not_integer", retryable=False, provider=provider,
+                             name=name, value=value)
+    return int(value)
 
 
 @dataclass
@@ -157,12 +204,19 @@ class ProgressTracker:
 
 
 class _Transient(Exception):
-    def __init__(self, es: str, en: str, retry_after: float | None = None,
-                 rate_limited: bool = False) -> None:
-        super().__init__(en)
-        self.es, self.en = es, en
+    """A failure another attempt may cure. ``reached``: the service may have acted on
+    the request; ``answered``: it did answer (so it has finished acting)."""
+
+    def __init__(self, reason: str, params: dict[str, Any] | None = None, *,
+                 retry_after: float | None = None, rate_limited: bool = False,
+                 reached: bool = True, answered: bool = True) -> None:
+        self.reason = reason
+        self.params = params or {}
+        super().__init__(render(reason, "en", self.params))
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        self.reached = reached
+        self.answered = answered
 
 
 class ProviderHTTP:
@@ -196,7 +250,8 @@ class ProviderHTTP:
 
     async def send(self, method: str, url: str, step: Step, *, want_json: bool = False,
                    retry_not_found: bool = False, max_bytes: int = MAX_JSON_BYTES,
-                   headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+                   headers: dict[str, str] | None = None, idempotent: bool = True,
+                   presigned_upload: bool = False, **kwargs: Any) -> httpx.Response:
         """Send with bounded retries; return the 2xx response (body read) or raise.
 
         Args:
@@ -204,22 +259,32 @@ class ProviderHTTP:
             want_json: a 2xx whose body is not JSON counts as a transient failure.
             retry_not_found: treat 403/404 as transient (result URLs on a CDN).
             max_bytes: larger bodies are refused (a final error).
+            idempotent: False for a create call: see the module docstring.
+            presigned_upload: a 403/400 answer raises :class:`UploadRefused`.
+
+        Raises:
+            CreateOutcomeUnknown: a non-idempotent request may have reached the service.
+            UploadRefused: the presigned storage refused the upload.
+            ProviderError: a final or exhausted failure.
         """
         last: _Transient | None = None
         for attempt in range(self.policy.max_retries + 1):
             try:
                 return await self._attempt(method, url, step, want_json, retry_not_found,
-                                           max_bytes, headers, kwargs)
+                                           max_bytes, headers, presigned_upload, kwargs)
             except _Transient as exc:
                 problem = last = exc
+            if not idempotent and problem.reached and not problem.rate_limited:
+                log.warning("%s %s %s: %s; not repeated (it may have been acted on)",
+                            self.provider, method, loggable(url), problem)
+                raise CreateOutcomeUnknown(problem.reason, problem.params,
+                                           answered=problem.answered)
             if problem.retry_after is not None and (
                     problem.retry_after > self.policy.max_retry_after_seconds):
-                raise ProviderRateLimited(
-                    f"{self.provider} limita las peticiones y pide esperar "
-                    f"{problem.retry_after:.0f} s al {step[0]}; se reintentará más tarde.",
-                    f"{self.provider} is rate limiting and asks to wait "
-                    f"{problem.retry_after:.0f} s to {step[1]}; it will be retried later.",
-                    retry_after_seconds=problem.retry_after)
+                raise provider_error(
+                    "rate_limited_long", retryable=True, cls=ProviderRateLimited,
+                    extra={"retry_after_seconds": problem.retry_after},
+                    provider=self.provider, seconds=f"{problem.retry_after:.0f}", step=step)
             if attempt == self.policy.max_retries:
                 break
             if problem.retry_after is not None:  # honour it, plus a little jitter
@@ -228,20 +293,18 @@ class ProviderHTTP:
                 delay = self.policy.backoff(attempt, self._rand())
             self.retries += 1
             log.warning("%s %s %s: %s; retry %d/%d in %.2fs", self.provider, method,
-                        loggable(url), problem.en, attempt + 1, self.policy.max_retries, delay)
+                        loggable(url), problem, attempt + 1, self.policy.max_retries, delay)
             await self.progress.report("retrying")  # also renews the job's lease
             await self._sleep(delay)
         assert last is not None
-        attempts = self.policy.max_retries + 1
-        message_es = (f"{self.provider} no respondió bien al {step[0]} tras {attempts} "
-                      f"intentos: {last.es}. Se reintentará más tarde.")
-        message_en = (f"{self.provider} kept failing to {step[1]} after {attempts} attempts: "
-                      f"{last.en}. It will be retried later.")
+        params = {**last.params, "provider": self.provider, "step": step,
+                  "attempts": self.policy.max_retries + 1, "reason": last.reason}
         if last.rate_limited:
-            raise ProviderRateLimited(message_es, message_en, retry_after_seconds=last.retry_after)
-        raise ProviderError(message_es, message_en, retryable=True)
+            raise provider_error("retries_exhausted", retryable=True, cls=ProviderRateLimited,
+                                 extra={"retry_after_seconds": last.retry_after}, **params)
+        raise provider_error("retries_exhausted", retryable=True, **params)
 
-    async def download_image(self, url: str, step: Step,
+    async def download_image(self, url: str, step: Step = "download_result",
                              max_bytes: int = MAX_IMAGE_BYTES) -> tuple[bytes, str]:
         """Fetch a result image (CDN lag tolerated); returns ``(bytes, content type)``."""
         if url.startswith("data:"):
@@ -254,10 +317,8 @@ class ProviderHTTP:
                 fmt = (image.format or "").lower()
                 image.verify()
         except Exception as exc:
-            raise ProviderError(
-                f"{self.provider} devolvió un resultado que no es una imagen.",
-                f"{self.provider} returned a result that is not an image.",
-                retryable=True) from exc
+            raise provider_error("not_an_image", retryable=True,
+                                 provider=self.provider) from exc
         return data, "image/jpeg" if fmt in ("jpeg", "jpg", "") else f"image/{fmt}"
 
     async def best_effort(self, method: str, url: str, **kwargs: Any) -> int | None:
@@ -272,6 +333,13 @@ class ProviderHTTP:
         self.requests += 1
         return response.status_code
 
+    async def pause(self, attempt: int) -> None:
+        """Back off before a caller-driven retry (a create the service answered with an
+        error after a lookup showed it created nothing)."""
+        self.retries += 1
+        await self.progress.report("retrying")
+        await self._sleep(self.policy.backoff(attempt, self._rand()))
+
     def redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
@@ -284,7 +352,7 @@ class ProviderHTTP:
 
     async def _attempt(self, method: str, url: str, step: Step, want_json: bool,
                        retry_not_found: bool, max_bytes: int, headers: dict[str, str] | None,
-                       kwargs: dict[str, Any]) -> httpx.Response:
+                       presigned_upload: bool, kwargs: dict[str, Any]) -> httpx.Response:
         self.requests += 1
         try:
             request = self.client.build_request(method, url, headers=self._headers(url, headers),
@@ -294,16 +362,18 @@ class ProviderHTTP:
                 body = await _read_limited(response, max_bytes)
             finally:
                 await response.aclose()
-        except httpx.TimeoutException as exc:
-            raise _Transient("tiempo de espera agotado", "timed out") from exc
-        except httpx.TransportError as exc:
+        except _NEVER_SENT as exc:
             name = type(exc).__name__
-            raise _Transient(f"error de red ({name})", f"network error ({name})") from exc
+            raise _Transient("reason_network", {"name": name}, reached=False,
+                             answered=False) from exc
+        except httpx.TimeoutException as exc:
+            raise _Transient("reason_timeout", answered=False) from exc
+        except httpx.TransportError as exc:
+            raise _Transient("reason_network", {"name": type(exc).__name__},
+                             answered=False) from exc
         except _TooLarge:
-            raise ProviderError(
-                f"{self.provider}: la respuesta al {step[0]} supera {max_bytes // 2**20} MB.",
-                f"{self.provider}: the answer to {step[1]} exceeds {max_bytes // 2**20} MB.",
-                retryable=False) from None
+            raise provider_error("answer_too_large", retryable=False, provider=self.provider,
+                                 step=step, megabytes=max_bytes // 2**20) from None
         # Rebuild a fully-read response so callers can use .json()/.content freely.
         response = httpx.Response(response.status_code, headers=response.headers, content=body,
                                   request=response.request)
@@ -313,37 +383,28 @@ class ProviderHTTP:
                 try:
                     json.loads(body)
                 except ValueError:
-                    raise _Transient("respuesta JSON mal formada",
-                                     "malformed JSON in the answer") from None
+                    raise _Transient("reason_malformed_json") from None
             return response
         if status == 429:
-            retry_after = parse_retry_after(response)
-            raise _Transient("límite de peticiones (HTTP 429)", "rate limited (HTTP 429)",
-                             retry_after=retry_after, rate_limited=True)
+            raise _Transient("reason_rate_limited", retry_after=parse_retry_after(response),
+                             rate_limited=True)
         if status >= 500 or status == 408:
-            raise _Transient(f"error del servidor (HTTP {status})", f"server error (HTTP {status})")
+            raise _Transient("reason_server_error", {"status": status})
         if retry_not_found and status in (403, 404):
-            raise _Transient(f"el resultado no está disponible (HTTP {status})",
-                             f"the result is not available (HTTP {status})")
+            raise _Transient("reason_result_missing", {"status": status})
+        if presigned_upload and status in (400, 403):
+            raise UploadRefused(status, _s3_detail(response))
         raise self._refused(status, response, step)
 
     def _refused(self, status: int, response: httpx.Response, step: Step) -> ProviderError:
         detail = self.redact(_detail(response))
-        suffix = f": {detail}" if detail else "."
-        who = self.provider
         if status in (401, 403):
-            return ProviderError(
-                f"{who} rechazó la clave de API (HTTP {status}) al {step[0]}. "
-                f"Revisa {self.key_env}.",
-                f"{who} refused the API key (HTTP {status}) to {step[1]}. Check {self.key_env}.",
-                retryable=False)
+            return provider_error("key_refused", retryable=False, provider=self.provider,
+                                  status=status, step=step, key_env=self.key_env)
         if status == 402:
-            return ProviderError(
-                f"{who} no tiene crédito para generar (HTTP 402). Recarga la cuenta.",
-                f"{who} has no credit left (HTTP 402). Top the account up.", retryable=False)
-        return ProviderError(
-            f"{who} rechazó la petición al {step[0]} (HTTP {status}){suffix}",
-            f"{who} refused the request to {step[1]} (HTTP {status}){suffix}", retryable=False)
+            return provider_error("no_credit", retryable=False, provider=self.provider)
+        return provider_error("refused", retryable=False, provider=self.provider, step=step,
+                              status=status, detail=f": {detail}" if detail else ".")
 
 
 class _TooLarge(Exception):
@@ -378,6 +439,15 @@ def _detail(response: httpx.Response) -> str:
     return "" if text.startswith("<") else text[:200]
 
 
+def _s3_detail(response: httpx.Response) -> str:
+    """S3's XML error, as ``Code: Message`` (``AccessDenied: Request has expired``)."""
+    text = response.text
+    code = re.search(r"<Code>([^<]{1,80})</Code>", text)
+    message = re.search(r"<Message>([^<]{1,200})</Message>", text)
+    parts = [m.group(1) for m in (code, message) if m]
+    return ": ".join(parts) if parts else text.strip()[:200]
+
+
 def _decode_data_url(url: str, provider: str) -> bytes:
     import base64
 
@@ -387,6 +457,5 @@ def _decode_data_url(url: str, provider: str) -> bytes:
             raise ValueError("not base64")
         return base64.b64decode(payload, validate=True)
     except ValueError as exc:
-        raise ProviderError(f"{provider} devolvió una imagen en línea ilegible.",
-                            f"{provider} returned an unreadable inline image.",
-                            retryable=True) from exc
+        raise provider_error("inline_image_unreadable", retryable=True,
+                             provider=provider) from exc

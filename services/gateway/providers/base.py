@@ -3,7 +3,11 @@
 A provider is any object with a ``name``, a human ``label`` and an async
 ``generate(request, progress)``. It must be safe to call concurrently, must not
 keep state between calls, and reports failures as :class:`ProviderError`
-(``retryable`` tells the job runner whether another attempt may help).
+(``retryable`` tells the job runner whether another attempt may help; a paid provider
+sets it to False when another attempt could pay for a second generation while the
+first may still exist, see docs/providers.md). Its ``details`` carry
+``message_code`` and ``message_params`` (see :mod:`.messages`) so the sentence can be
+shown in Spanish or English.
 """
 
 from __future__ import annotations

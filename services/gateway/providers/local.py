@@ -39,8 +39,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from services.gateway.errors import ProviderError
+from services.gateway.providers._http import require_number
 from services.gateway.providers.base import GenerationRequest, GenerationResult, ProgressCallback
+
+LABEL = "Afinador (local)"
 
 TERM_EFFECTS: dict[str, tuple[str, ...]] = {
     "light": ("natural light", "daylight", "sunlight", "bright", "well-lit", "well lit",
@@ -211,16 +213,10 @@ class LocalProvider:
     async def generate(self, request: GenerationRequest, progress: ProgressCallback
                        ) -> GenerationResult:
         params = request.parameters
-        try:
-            strength = float(params["strength"])
-            guidance = float(params["guidance_scale"])
-            structure = float(params["controlnet_conditioning_scale"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProviderError(
-                f"Parámetros incompletos para el proveedor local: {exc}.",
-                f"Incomplete parameters for the local provider: {exc}.",
-                retryable=False,
-            ) from exc
+        # Bounds a little wider than the optimizer's: the enhancer's formulas hold there.
+        strength = require_number(params, "strength", 0.0, 1.0, LABEL)
+        guidance = require_number(params, "guidance_scale", 1.0, 50.0, LABEL)
+        structure = require_number(params, "controlnet_conditioning_scale", 0.0, 2.0, LABEL)
         fx = effect_amounts(request.prompt, request.negative_prompt, guidance, request.mode)
         seed = _seed(request.image, params, request.prompt, request.seed)
 

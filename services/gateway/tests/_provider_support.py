@@ -10,6 +10,11 @@ from PIL import Image
 
 from services.common.testing import make_test_image
 from services.gateway.providers import GenerationRequest, RetryPolicy
+from services.gateway.providers.fakes.leonardo_contract import PLATFORM_MODELS
+
+LEONARDO_MODEL = "e316348f-7773-490e-adcd-46757c738eb7"  # Absolute Reality v1.6 (SD1.5)
+KINO_XL = "aa77f04e-3eec-4034-9c07-d0f619684628"  # an SDXL model
+assert PLATFORM_MODELS[LEONARDO_MODEL][1] == "SD1_5" and PLATFORM_MODELS[KINO_XL][1] == "SDXL"
 
 KEY = "test-key"
 RENDER = make_test_image(320, 240, "JPEG")
@@ -17,8 +22,9 @@ FAST = RetryPolicy(max_retries=2, backoff_seconds=0.5, max_backoff_seconds=4.0,
                    max_retry_after_seconds=30.0)
 """Tests pair this policy with a RecordingSleep, so the delays are asserted, not waited."""
 
-LEONARDO_PARAMS: dict[str, Any] = {"api": "leonardo", "init_strength": 0.28,
-                                   "guidance_scale": 7.2, "controlnet_weight": 0.89}
+LEONARDO_PARAMS: dict[str, Any] = {"api": "leonardo", "init_strength": 0.72,
+                                   "guidance_scale": 7, "controlnet_weight": 0.89}
+"""What ``to_native("leonardo", ...)`` makes of strength 0.28, guidance 7.2, structure 0.89."""
 SD_PARAMS: dict[str, Any] = {"api": "stablediffusion", "strength": 0.22, "guidance_scale": 8.1,
                              "controlnet_conditioning_scale": 0.93}
 

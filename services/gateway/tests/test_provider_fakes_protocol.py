@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from services.gateway.providers.fakes import FakeServer, Scenario
-from services.gateway.tests._provider_support import KEY, RENDER
+from services.gateway.providers.fakes.replicate_contract import VERSION
+from services.gateway.tests._provider_support import KEY, LEONARDO_MODEL, RENDER
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -56,10 +57,11 @@ def leonardo_upload(fake: FakeServer, http: httpx.Client) -> str:
 
 def leonardo_body(image_id: str, **changes: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "prompt": "a room", "modelId": "m", "width": 512, "height": 384, "num_images": 1,
+        "prompt": "a room", "modelId": LEONARDO_MODEL, "width": 512, "height": 384,
+        "num_images": 1,
         "init_image_id": image_id, "init_strength": 0.3, "guidance_scale": 7,
         "controlnets": [{"initImageId": image_id, "initImageType": "UPLOADED",
-                         "preprocessorId": 19, "weight": 0.9}]}
+                         "preprocessorId": 1, "weight": 0.9}]}
     body.update(changes)
     return body
 
@@ -136,12 +138,13 @@ def data_url(image: bytes = RENDER) -> str:
 
 
 def test_replicate_prediction_lifecycle(rep: FakeServer) -> None:
+    rep.reset(Scenario(pending_polls=2, official_models={"o/m": VERSION}))
     with httpx.Client() as http:
         assert http.post(f"{rep.base_url}/models/o/m/predictions",
                          json={"input": {}}).status_code == 401
         created = http.post(f"{rep.base_url}/models/o/m/predictions", headers=AUTH,
                             json={"input": {"prompt": "a room", "image": data_url(),
-                                            "strength": 0.3}})
+                                            "prompt_strength": 0.3}})
         assert created.status_code == 201
         prediction = created.json()
         assert prediction["status"] == "starting" and prediction["model"] == "o/m"
@@ -160,12 +163,14 @@ def test_replicate_validates_like_a_model_schema(rep: FakeServer) -> None:
         no_version = http.post(f"{rep.base_url}/predictions", json={"input": {"prompt": "x"}})
         assert no_version.status_code == 422
         bad_image = http.post(f"{rep.base_url}/predictions", json={
-            "version": "v1", "input": {"prompt": "x", "image": "https://elsewhere/x.jpg"}})
+            "version": VERSION, "input": {"prompt": "x", "image": "https://elsewhere/x.jpg"}})
         assert bad_image.status_code == 422
         assert bad_image.json()["invalid_fields"][0]["field"] == "input.image"
         out_of_range = http.post(f"{rep.base_url}/predictions", json={
-            "version": "v1", "input": {"prompt": "x", "image": data_url(), "strength": 1.5}})
-        assert out_of_range.status_code == 422 and "strength" in out_of_range.json()["detail"]
+            "version": VERSION,
+            "input": {"prompt": "x", "image": data_url(), "prompt_strength": 1.5}})
+        assert out_of_range.status_code == 422
+        assert "prompt_strength" in out_of_range.json()["detail"]
 
 
 def test_replicate_files_cancel_and_sync_wait(rep: FakeServer) -> None:
@@ -175,20 +180,20 @@ def test_replicate_files_cancel_and_sync_wait(rep: FakeServer) -> None:
         assert uploaded.status_code == 201
         file_url = uploaded.json()["urls"]["get"]
         prediction = http.post(f"{rep.base_url}/predictions", json={
-            "version": "v1", "input": {"prompt": "x", "image": file_url}}).json()
+            "version": VERSION, "input": {"prompt": "x", "image": file_url}}).json()
         cancelled = http.post(prediction["urls"]["cancel"]).json()
         assert cancelled["status"] == "canceled"
         assert http.get(prediction["urls"]["get"]).json()["status"] == "canceled"
         rep.reset(Scenario(prefer_wait="complete"))
         waited = http.post(f"{rep.base_url}/predictions", headers={"Prefer": "wait=5"}, json={
-            "version": "v1", "input": {"prompt": "x", "image": data_url()}}).json()
+            "version": VERSION, "input": {"prompt": "x", "image": data_url()}}).json()
         assert waited["status"] == "succeeded" and waited["output"]
 
 
 # Scripted faults -----------------------------------------------------------------------
 def test_faults_are_consumed_in_order(rep: FakeServer) -> None:
     rep.reset(Scenario(retry_after="3", faults={"create": ["429", "503", "malformed"]}))
-    body = {"version": "v1", "input": {"prompt": "x", "image": data_url()}}
+    body = {"version": VERSION, "input": {"prompt": "x", "image": data_url()}}
     with httpx.Client(headers=AUTH) as http:
         answers = [http.post(f"{rep.base_url}/predictions", json=body) for _ in range(4)]
     assert [a.status_code for a in answers] == [429, 503, 200, 201]

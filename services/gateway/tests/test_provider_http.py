@@ -18,12 +18,14 @@ from services.gateway.providers import (
     build_providers,
 )
 from services.gateway.providers._http import (
+    CreateOutcomeUnknown,
     ProgressTracker,
     ProviderHTTP,
     loggable,
     parse_retry_after,
 )
 from services.gateway.providers.fakes import RecordingProgress, RecordingSleep
+from services.gateway.providers.messages import MESSAGES, STEPS, provider_error, render
 from services.gateway.settings import GatewaySettings
 from services.gateway.tests._provider_support import RENDER
 
@@ -78,7 +80,7 @@ async def test_the_token_goes_only_to_the_api_origin() -> None:
     http, _ = session(handler)
     for url in (f"{API}/x", "https://cdn.example.test/img.png",
                 "https://api.example.test:8443/v1/x", "http://api.example.test/v1/x"):
-        await http.send("GET", url, ("a", "b"))
+        await http.send("GET", url, "check_generation")
     assert seen == {f"{API}/x": "Bearer tok-123", "https://cdn.example.test/img.png": None,
                     "https://api.example.test:8443/v1/x": None,
                     "http://api.example.test/v1/x": None}
@@ -87,7 +89,7 @@ async def test_the_token_goes_only_to_the_api_origin() -> None:
 async def test_oversized_answers_are_refused() -> None:
     http, _ = session(lambda request: httpx.Response(200, content=b"x" * 4096))
     with pytest.raises(ProviderError) as caught:
-        await http.send("GET", f"{API}/big", ("a", "b"), max_bytes=1024)
+        await http.send("GET", f"{API}/big", "check_generation", max_bytes=1024)
     assert not caught.value.retryable and http.requests == 1
 
 
@@ -97,7 +99,7 @@ async def test_connection_errors_are_retried_then_reported() -> None:
 
     http, sleep = session(handler, max_retries=3, backoff_seconds=0.1)
     with pytest.raises(ProviderError) as caught:
-        await http.send("GET", f"{API}/x", ("consultar", "check"))
+        await http.send("GET", f"{API}/x", "check_generation")
     assert caught.value.retryable and "ConnectError" in caught.value.message_es
     assert http.requests == 4 and len(sleep.delays) == 3
 
@@ -106,7 +108,7 @@ async def test_provider_text_in_errors_is_redacted() -> None:
     body = {"detail": "bad input for token tok-123"}
     http, _ = session(lambda request: httpx.Response(400, json=body))
     with pytest.raises(ProviderError) as caught:
-        await http.send("POST", f"{API}/x", ("crear", "create"))
+        await http.send("POST", f"{API}/x", "create_prediction")
     assert "tok-123" not in caught.value.message_es and "***" in caught.value.message_es
     assert not caught.value.retryable
 
@@ -114,12 +116,63 @@ async def test_provider_text_in_errors_is_redacted() -> None:
 async def test_downloads_must_be_images() -> None:
     http, _ = session(lambda request: httpx.Response(200, text="<html>oops</html>"))
     with pytest.raises(ProviderError) as caught:
-        await http.download_image("https://cdn.example.test/x.png", ("bajar", "download"))
+        await http.download_image("https://cdn.example.test/x.png", "download_result")
     assert caught.value.retryable and "no es una imagen" in caught.value.message_es
     import base64
 
     inline = "data:image/jpeg;base64," + base64.b64encode(RENDER).decode()
-    assert await http.download_image(inline, ("bajar", "download")) == (RENDER, "image/jpeg")
+    assert await http.download_image(inline, "download_result") == (RENDER, "image/jpeg")
+
+
+def raising(kind: type[httpx.TransportError]) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise kind("scripted", request=request)
+    return handler
+
+
+@pytest.mark.parametrize(("outcome", "answered"), [
+    (lambda request: httpx.Response(502, json={"detail": "bad gateway"}), True),
+    (lambda request: httpx.Response(201, text='{"id": '), True),
+    (raising(httpx.ReadTimeout), False),
+    (raising(httpx.RemoteProtocolError), False),
+])
+async def test_a_create_that_may_have_reached_the_service_is_not_resent(
+        outcome: Any, answered: bool) -> None:
+    http, sleep = session(outcome, max_retries=3)
+    with pytest.raises(CreateOutcomeUnknown) as caught:
+        await http.json("POST", f"{API}/predictions", "create_prediction", idempotent=False)
+    assert http.requests == 1 and sleep.delays == []
+    assert caught.value.answered is answered
+
+
+async def test_a_create_that_never_left_or_was_refused_with_429_is_resent() -> None:
+    answers: list[httpx.Response | None] = [
+        None, httpx.Response(429, headers={"Retry-After": "0"}),
+        httpx.Response(201, json={"id": "p1", "status": "starting"})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        step = answers.pop(0)
+        if step is None:
+            raise httpx.ConnectError("refused", request=request)
+        return step
+
+    http, _ = session(handler, max_retries=3)
+    answer = await http.json("POST", f"{API}/predictions", "create_prediction",
+                             idempotent=False)
+    assert answer["id"] == "p1" and http.requests == 3
+
+
+def test_provider_messages_exist_in_both_languages_with_their_code() -> None:
+    error = provider_error("refused", retryable=False, provider="Replicate",
+                           step="create_prediction", status=422, detail=": bad input")
+    assert error.message_es.startswith("Replicate rechazó la petición al crear la predicción")
+    assert error.message_en.startswith("Replicate refused the request to create the prediction")
+    assert error.details == {"message_code": "refused", "message_params": {
+        "provider": "Replicate", "step": "create_prediction", "status": 422,
+        "detail": ": bad input"}}
+    again = render(error.details["message_code"], "en", error.details["message_params"])
+    assert again == error.message_en
+    assert all(es and en and es != en for es, en in [*MESSAGES.values(), *STEPS.values()])
 
 
 # settings -----------------------------------------------------------------------------
@@ -144,7 +197,9 @@ def test_settings_reach_the_clients(tmp_path: Path) -> None:
     settings = GatewaySettings(
         data_dir=tmp_path, leonardo_api_key="k", replicate_api_token="t",
         leonardo_model_id="m-1", leonardo_controlnet_preprocessor_id=20,
+        leonardo_alchemy=True, leonardo_preset_style="",
         replicate_model="o/n", replicate_version="v9", replicate_wait_seconds=12,
+        replicate_controlnet="depth_midas",
         provider_timeout_seconds=99, provider_poll_interval_seconds=1.5,
         provider_request_timeout_seconds=7, provider_max_retries=5,
         provider_backoff_seconds=0.3, provider_max_backoff_seconds=9,
@@ -154,13 +209,24 @@ def test_settings_reach_the_clients(tmp_path: Path) -> None:
     assert isinstance(leonardo, LeonardoProvider) and isinstance(replicate, ReplicateProvider)
     assert (leonardo.model_id, leonardo.controlnet_preprocessor_id, leonardo.max_side) == (
         "m-1", 20, 768)
+    assert (leonardo.alchemy, leonardo.preset_style) == (True, None)
     assert (replicate.model, replicate.version, replicate.wait_seconds) == ("o/n", "v9", 12)
+    assert replicate.controlnet == "depth_midas"
     expected = RetryPolicy(max_retries=5, backoff_seconds=0.3, max_backoff_seconds=9,
                            max_retry_after_seconds=42)
     for provider in (leonardo, replicate):
         assert provider.policy == expected
         assert provider.timeout_seconds == 99 and provider.poll_interval_seconds == 1.5
         assert provider.request_timeout_seconds == 7
+
+
+def test_default_models_are_the_documented_img2img_controlnet_ones(tmp_path: Path) -> None:
+    settings = GatewaySettings(data_dir=tmp_path)
+    assert settings.leonardo_model_id == "e316348f-7773-490e-adcd-46757c738eb7"  # SD1.5
+    assert settings.leonardo_controlnet_preprocessor_id == 1  # Edge to Image on SD1.5
+    assert settings.leonardo_alchemy is False
+    assert settings.replicate_model == "fofr/sdxl-multi-controlnet-lora"
+    assert len(settings.replicate_version) == 64  # pinned: a community model needs it
 
 
 def test_cost_defaults_follow_seed_000(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from services.gateway.errors import ProviderError
 from services.gateway.providers import LeonardoProvider, ProviderRateLimited, RetryPolicy
 from services.gateway.providers.fakes import (
     FakeServer,
+    LosingTransport,
     RecordingProgress,
     RecordingSleep,
     Scenario,
@@ -19,12 +20,15 @@ from services.gateway.providers.fakes import (
 from services.gateway.tests._provider_support import (
     FAST,
     KEY,
+    LEONARDO_MODEL,
     LEONARDO_PARAMS,
     RENDER,
     generation_request,
     looks_inverted,
     non_decreasing,
 )
+
+SEED = 4242  # the provider's "random" seed in these tests
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +45,10 @@ class Run:
         self.sleep = RecordingSleep()
         self.progress = RecordingProgress()
         settings: dict[str, Any] = dict(
-            base_url=fake.base_url, model_id="model-xl", controlnet_preprocessor_id=19,
+            base_url=fake.base_url, model_id=LEONARDO_MODEL, controlnet_preprocessor_id=1,
             cost_per_image_usd=0.015, timeout_seconds=10, poll_interval_seconds=0.5,
-            request_timeout_seconds=5, policy=FAST, max_side=1024, sleep=self.sleep)
+            request_timeout_seconds=5, policy=FAST, max_side=1024, sleep=self.sleep,
+            monotonic=self.sleep.monotonic, seeds=lambda: SEED)
         settings.update(options)
         self.provider = LeonardoProvider(settings.pop("api_key", KEY), **settings)
 
@@ -79,16 +84,19 @@ async def test_init_image_flow_maps_every_parameter(server: FakeServer) -> None:
     assert create["json"] == {
         "prompt": "photorealistic interior, natural light, 35mm",
         "negative_prompt": "cartoon, render, blurry",
-        "modelId": "model-xl", "width": 1024, "height": 768, "num_images": 1,
-        "init_image_id": image_id, "init_strength": 0.28, "guidance_scale": 7.2,
+        "modelId": LEONARDO_MODEL, "width": 1024, "height": 768, "num_images": 1,
+        "alchemy": False, "presetStyle": "NONE", "seed": SEED,
+        "init_image_id": image_id, "init_strength": 0.72, "guidance_scale": 7,
         "controlnets": [{"initImageId": image_id, "initImageType": "UPLOADED",
-                         "preprocessorId": 19, "weight": 0.89}]}
+                         "preprocessorId": 1, "weight": 0.89}]}
+    assert isinstance(create["json"]["guidance_scale"], int)
+    assert result.details["request"] == create["json"]  # the variant can record it exactly
     assert all(c["auth"] == f"Bearer {KEY}" for c in state.calls("poll"))
     assert all(c["auth"] is None for c in state.calls("download"))
 
     assert looks_inverted(result.image, RENDER)  # the uploaded render made the round trip
     assert result.content_type == "image/jpeg"
-    assert result.model == "leonardo:model-xl" and result.estimated_cost_usd == 0.015
+    assert result.model == f"leonardo:{LEONARDO_MODEL}" and result.estimated_cost_usd == 0.015
     [generation_id] = [k for k in state.jobs if not k.startswith("_")]
     assert result.details["generation_id"] == generation_id
     assert result.details["init_image_id"] == image_id
@@ -101,15 +109,16 @@ async def test_init_image_flow_maps_every_parameter(server: FakeServer) -> None:
     assert run.sleep.delays == [0.5, 0.5, 0.5]  # the poll interval, nothing else
 
 
-async def test_seed_is_sent_only_when_set(server: FakeServer) -> None:
+async def test_the_requests_seed_wins_else_a_fresh_one_is_sent(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=0)
     await Run(fake)(seed=1234)
-    assert fake.state.calls("create")[0]["json"]["seed"] == 1234
+    await Run(fake, seeds=lambda: 99)()
+    assert [c["json"]["seed"] for c in fake.state.calls("create")] == [1234, 99]
 
 
 async def test_429_waits_for_retry_after_then_succeeds(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=0, retry_after="7", faults={"create": ["429", "429"]})
-    run = Run(fake)
+    run = Run(fake, timeout_seconds=60)  # the 14 s waited count toward the deadline
     result = await run()
     assert looks_inverted(result.image, RENDER)
     assert len(fake.state.calls("create")) == 3
@@ -129,16 +138,61 @@ async def test_retry_after_beyond_the_cap_hands_the_job_back(server: FakeServer)
     assert len(fake.state.calls("create")) == 1 and max(run.sleep.delays, default=0) < 3600
 
 
-async def test_500_then_success(server: FakeServer) -> None:
+async def test_500_on_create_is_looked_up_before_creating_again(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=0, faults={"create": ["500"], "upload": ["503"]})
     run = Run(fake)
     result = await run()
     assert looks_inverted(result.image, RENDER)
-    assert len(fake.state.calls("create")) == 2 and len(fake.state.calls("upload")) == 2
-    assert result.details["retries"] == 2
+    routes = [r["route"] for r in fake.state.requests]
+    first, second = [i for i, r in enumerate(routes) if r == "create"]
+    assert "list" in routes[first:second]  # nothing was created, so it is created again
+    assert len(fake.state.calls("upload")) == 2  # an upload is not a create: plain retry
+    assert result.details["retries"] == 2 and result.details["creates"] == 2
 
 
-async def test_5xx_gives_up_after_bounded_retries_with_growing_backoff(
+async def test_500_after_the_generation_was_created_adopts_it(server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0, faults={"create": ["500-created"]})
+    result = await Run(fake)()
+    assert looks_inverted(result.image, RENDER)
+    assert len(fake.state.calls("create")) == 1  # not paid twice
+    [generation_id] = [k for k in fake.state.jobs if not k.startswith("_")]
+    assert result.details["generation_id"] == generation_id
+    assert result.details["lookups"] == 1 and result.details["api_credit_cost"] is None
+
+
+async def test_timed_out_create_is_looked_up_not_repeated(server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0)
+    lose = LosingTransport("POST", "/generations", "answer-lost")
+    result = await Run(fake, transport=lose)()
+    assert looks_inverted(result.image, RENDER)
+    assert lose.matched == 1 and len(fake.state.calls("create")) == 1
+    assert fake.state.calls("me") and fake.state.calls("list")
+    assert result.details["creates"] == 1 and result.details["lookups"] == 1
+
+
+async def test_timeout_with_nothing_found_fails_instead_of_paying_twice(
+        server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0)
+    lose = LosingTransport("POST", "/generations", "timeout-unsent")
+    run = Run(fake, transport=lose, lookup_attempts=3)
+    error = await run.fails()
+    assert lose.matched == 1  # the create was sent once and never again
+    assert len(fake.state.calls("list")) == 3 and run.sleep.delays.count(0.5) == 2
+    assert not error.retryable  # the job runner must not create it blindly either
+    assert "dos veces" in error.message_es and "pay twice" in error.message_en
+    assert error.details["message_code"] == "create_outcome_unknown"
+
+
+async def test_refused_connection_on_create_is_retried(server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0)
+    lose = LosingTransport("POST", "/generations", "refused")
+    result = await Run(fake, transport=lose)()
+    assert looks_inverted(result.image, RENDER)
+    assert lose.matched == 2 and len(fake.state.calls("create")) == 1
+    assert not fake.state.calls("list")  # provably never sent: no lookup needed
+
+
+async def test_5xx_gives_up_after_bounded_creates_with_growing_backoff(
         server: FakeServer) -> None:
     fake = fake_with(server, faults={"create": ["500", "502", "503", "500"]})
     run = Run(fake)
@@ -147,8 +201,29 @@ async def test_5xx_gives_up_after_bounded_retries_with_growing_backoff(
     assert "3 intentos" in error.message_es and "HTTP 503" in error.message_es
     assert "crear la generación" in error.message_es and "3 attempts" in error.message_en
     assert len(fake.state.calls("create")) == 3  # 1 + max_retries, not the 4 scripted
+    assert len(fake.state.calls("list")) == 3  # each one looked up first
     first, second = run.sleep.delays
     assert 0.25 <= first <= 0.5 and 0.5 <= second <= 1.0  # exponential with equal jitter
+
+
+async def test_expired_presigned_upload_restarts_from_init_image(server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0, faults={"upload": ["expired"]})
+    result = await Run(fake)()
+    assert looks_inverted(result.image, RENDER)
+    assert len(fake.state.calls("init-image")) == 2 and len(fake.state.calls("upload")) == 2
+    [create] = fake.state.calls("create")
+    second_id = list(fake.state.jobs["_init_images"])[1]
+    assert create["json"]["init_image_id"] == second_id and result.details["uploads"] == 2
+
+
+async def test_upload_refused_twice_names_the_upload_not_the_key(server: FakeServer) -> None:
+    fake = fake_with(server, faults={"upload": ["expired", "expired"]})
+    error = await Run(fake).fails()
+    assert len(fake.state.calls("init-image")) == 2 and not fake.state.calls("create")
+    assert "subida del render" in error.message_es and "render upload" in error.message_en
+    assert "Request has expired" in error.message_en
+    assert "LEONARDO_API_KEY" not in error.message_es + error.message_en
+    assert error.retryable
 
 
 async def test_slow_answer_times_out_and_is_retried(server: FakeServer) -> None:
@@ -176,6 +251,7 @@ async def test_persistently_malformed_json_is_a_clear_error(server: FakeServer) 
     fake = fake_with(server, faults={"create": ["malformed"] * 3})
     error = await Run(fake).fails()
     assert error.retryable and "JSON" in error.message_es and "JSON" in error.message_en
+    assert len(fake.state.calls("list")) == 3  # each unreadable answer looked up first
 
 
 async def test_failed_generation(server: FakeServer) -> None:
@@ -220,6 +296,7 @@ async def test_graphql_error_with_http_200_is_final(server: FakeServer) -> None:
     {k: v for k, v in LEONARDO_PARAMS.items() if k != "controlnet_weight"},
     {**LEONARDO_PARAMS, "init_strength": 0.95},
     {**LEONARDO_PARAMS, "guidance_scale": "high"},
+    {**LEONARDO_PARAMS, "guidance_scale": 7.2},  # an Int in the API: never rounded here
 ])
 async def test_invalid_parameters_fail_before_any_request(server: FakeServer,
                                                           params: dict[str, Any]) -> None:
@@ -229,13 +306,14 @@ async def test_invalid_parameters_fail_before_any_request(server: FakeServer,
 
 
 async def test_generation_that_never_finishes_times_out(server: FakeServer) -> None:
-    import asyncio
-
     fake = fake_with(server, pending_polls=10_000)
-    run = Run(fake, timeout_seconds=0.3, poll_interval_seconds=0.03, sleep=asyncio.sleep)
+    run = Run(fake, timeout_seconds=3, poll_interval_seconds=0.5)  # time passes by sleeping
     error = await run.fails()
-    assert error.retryable and "no terminó" in error.message_es and "0.3 s" in error.message_es
-    assert len(fake.state.calls("poll")) >= 2
+    assert "no terminó" in error.message_es and "3 s" in error.message_es
+    assert len(fake.state.calls("poll")) == 7  # polls at 0.5 … 3.5 s of the sleep clock
+    # Leonardo cannot cancel it: not re-queued, or a second generation would be paid for
+    assert not error.retryable and "Retry" in error.message_en
+    assert len(fake.state.calls("create")) == 1
     assert [f for s, f in run.progress.reports if s == "generating"][-1] < 0.9
 
 

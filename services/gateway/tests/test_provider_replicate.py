@@ -16,10 +16,12 @@ from services.gateway.errors import ProviderError
 from services.gateway.providers import ReplicateProvider
 from services.gateway.providers.fakes import (
     FakeServer,
+    LosingTransport,
     RecordingProgress,
     RecordingSleep,
     Scenario,
 )
+from services.gateway.providers.fakes.replicate_contract import MODEL, VERSION
 from services.gateway.providers.replicate import failure_is_final
 from services.gateway.tests._provider_support import (
     FAST,
@@ -34,6 +36,9 @@ from services.gateway.tests._provider_support import (
 BIG_RENDER = make_test_image(600, 450, "PNG", seed=5)  # > 256 KB: uploaded, not inlined
 
 
+SEED = 31337  # the provider's "random" seed in these tests
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeServer]:
     with FakeServer("replicate") as fake:
@@ -46,9 +51,10 @@ class Run:
         self.sleep = RecordingSleep()
         self.progress = RecordingProgress()
         settings: dict[str, Any] = dict(
-            base_url=fake.base_url, model="owner/sdxl-controlnet", cost_per_image_usd=0.03,
+            base_url=fake.base_url, cost_per_image_usd=0.03,
             timeout_seconds=10, poll_interval_seconds=0.5, wait_seconds=5,
-            request_timeout_seconds=5, policy=FAST, sleep=self.sleep)
+            request_timeout_seconds=5, policy=FAST, sleep=self.sleep,
+            monotonic=self.sleep.monotonic, seeds=lambda: SEED)
         settings.update(options)
         self.provider = ReplicateProvider(settings.pop("api_token", KEY), **settings)
 
@@ -75,20 +81,27 @@ async def test_prediction_maps_every_parameter(server: FakeServer) -> None:
     state = fake.state
 
     [create] = state.calls("create")
-    assert create["path"] == "/v1/models/owner/sdxl-controlnet/predictions"
+    assert create["path"] == "/v1/predictions"  # a community model runs by version only
     assert create["prefer"] == "wait=5" and create["auth"] == f"Bearer {KEY}"
+    assert create["cancel_after"] == "70s"  # the gateway's 10 s deadline plus a margin
+    assert create["json"]["version"] == VERSION
     inputs = create["json"]["input"]
-    assert set(create["json"]) == {"input"}  # no version: the model's latest
     image = inputs.pop("image")
+    assert inputs.pop("controlnet_1_image") == image  # the ControlNet sees the render too
     assert inputs == {"prompt": "photorealistic interior, natural light, 35mm",
-                      "negative_prompt": "cartoon, render, blurry", "strength": 0.22,
-                      "guidance_scale": 8.1, "controlnet_conditioning_scale": 0.93, "seed": 77}
+                      "negative_prompt": "cartoon, render, blurry", "prompt_strength": 0.22,
+                      "guidance_scale": 8.1, "controlnet_1_conditioning_scale": 0.93,
+                      "controlnet_1": "edge_canny", "sizing_strategy": "input_image",
+                      "num_outputs": 1, "seed": 77}
     assert image.startswith("data:image/jpeg;base64,")
     assert base64.b64decode(image.split(",", 1)[1]) == RENDER
+    sent = result.details["request"]
+    assert sent["version"] == VERSION and sent["input"]["image"] == "<data-url>"
+    assert {k: v for k, v in sent["input"].items() if "image" not in k} == inputs
     assert all(c["auth"] is None for c in state.calls("download"))
 
     assert looks_inverted(result.image, RENDER) and result.content_type == "image/png"
-    assert result.model == "replicate:owner/sdxl-controlnet"
+    assert result.model == f"replicate:{MODEL}:{VERSION[:12]}"
     assert result.estimated_cost_usd == 0.03
     [prediction_id] = state.jobs
     assert result.details["prediction_id"] == prediction_id
@@ -100,18 +113,31 @@ async def test_prediction_maps_every_parameter(server: FakeServer) -> None:
     assert non_decreasing([f for _, f in run.progress.reports])
 
 
-async def test_pinned_version_and_large_render_upload(server: FakeServer) -> None:
+async def test_large_render_is_uploaded_as_a_file(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=0)
-    result = await Run(fake, version="abc123def456789")(image=BIG_RENDER)
+    result = await Run(fake)(image=BIG_RENDER)
     [create] = fake.state.calls("create")
-    assert create["path"] == "/v1/predictions"
-    assert create["json"]["version"] == "abc123def456789"
     [upload] = fake.state.calls("files")
     assert upload["fields"] == ["content"] and upload["auth"] == f"Bearer {KEY}"
     assert create["json"]["input"]["image"].startswith(f"{fake.url}/v1/files/")
     assert looks_inverted(result.image, BIG_RENDER)
-    assert result.model == "replicate:owner/sdxl-controlnet:abc123def456"
     assert result.details["image_input"] == "file"
+
+
+async def test_unpinned_version_calls_an_official_model_by_name(server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0, official_models={"official/sdxl": VERSION})
+    result = await Run(fake, model="official/sdxl", version="")()
+    [create] = fake.state.calls("create")
+    assert create["path"] == "/v1/models/official/sdxl/predictions"
+    assert set(create["json"]) == {"input"} and looks_inverted(result.image, RENDER)
+
+
+async def test_a_community_model_by_name_is_refused_with_404(server: FakeServer) -> None:
+    """Yesterday's default (no version pinned) against the real behaviour: 404."""
+    fake = fake_with(server)
+    failure = await Run(fake, model="lucataco/sdxl-controlnet", version="").fails()
+    assert not failure.retryable and "404" in failure.message_en
+    assert "could not be found" in failure.message_en
 
 
 @pytest.mark.parametrize("mode", ["complete", "output-early"])
@@ -161,6 +187,9 @@ async def test_429_then_500_then_success(server: FakeServer) -> None:
     result = await run()
     assert looks_inverted(result.image, RENDER)
     assert len(fake.state.calls("create")) == 3 and result.details["retries"] == 2
+    routes = [r["route"] for r in fake.state.requests]
+    assert routes[:4] == ["create", "create", "list", "create"]  # a 429 created nothing;
+    # after the 500 the prediction list is read before creating again
     assert 2 <= run.sleep.delays[0] <= 2 + FAST.backoff_seconds / 2  # Retry-After honoured
     assert run.sleep.delays[1] <= FAST.backoff_seconds * 2  # then plain backoff for the 500
 
@@ -186,11 +215,44 @@ async def test_invalid_input_422_is_final(server: FakeServer) -> None:
     assert "too large" in failure.message_en and len(fake.state.calls("create")) == 1
 
 
+async def test_timed_out_create_is_found_in_the_list_not_repeated(server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0)
+    fake.state.jobs.clear()
+    lose = LosingTransport("POST", "/v1/predictions", "answer-lost")
+    await Run(fake, seeds=lambda: 5)()  # another recent prediction, with another seed
+    result = await Run(fake, transport=lose)()
+    assert looks_inverted(result.image, RENDER)
+    assert lose.matched == 1 and len(fake.state.calls("create")) == 2  # 1 other + ours once
+    [ours] = [pid for pid, job in fake.state.jobs.items() if job["input"]["seed"] == SEED]
+    assert result.details["prediction_id"] == ours and result.details["lookups"] == 1
+
+
+async def test_timeout_with_nothing_found_fails_instead_of_paying_twice(
+        server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0)
+    lose = LosingTransport("POST", "/v1/predictions", "timeout-unsent")
+    run = Run(fake, transport=lose, lookup_attempts=2)
+    failure = await run.fails()
+    assert lose.matched == 1 and len(fake.state.calls("list")) == 2
+    assert not failure.retryable and "pay twice" in failure.message_en
+    assert "dos veces" in failure.message_es
+
+
+async def test_500_after_creating_adopts_the_prediction(server: FakeServer) -> None:
+    fake = fake_with(server, pending_polls=0, faults={"create": ["500-created"]})
+    result = await Run(fake)()
+    assert looks_inverted(result.image, RENDER)
+    assert len(fake.state.calls("create")) == 1 and result.details["creates"] == 1
+    [prediction_id] = fake.state.jobs
+    assert result.details["prediction_id"] == prediction_id
+
+
 async def test_timeout_cancels_the_prediction(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=10_000)
-    run = Run(fake, timeout_seconds=0.3, poll_interval_seconds=0.03, sleep=asyncio.sleep)
+    run = Run(fake, timeout_seconds=3, poll_interval_seconds=0.5)  # time passes by sleeping
     failure = await run.fails()
-    assert failure.retryable and "0.3 s" in failure.message_es
+    assert failure.retryable and "3 s" in failure.message_es
+    assert len(fake.state.calls("poll")) == 7
     [cancel] = fake.state.calls("cancel")
     assert cancel["auth"] == f"Bearer {KEY}"
     [job] = fake.state.jobs.values()
@@ -250,7 +312,7 @@ async def test_render_upload_is_retried(server: FakeServer) -> None:
 
 @pytest.mark.parametrize("params", [
     {k: v for k, v in SD_PARAMS.items() if k != "strength"},
-    {**SD_PARAMS, "controlnet_conditioning_scale": 2.5},
+    {**SD_PARAMS, "controlnet_conditioning_scale": 4.5},
     {**SD_PARAMS, "guidance_scale": float("nan")},
 ])
 async def test_invalid_parameters_fail_before_any_request(server: FakeServer,

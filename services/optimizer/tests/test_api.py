@@ -114,7 +114,7 @@ def test_learning_loop_switches_to_bayesian_with_native_names(client: TestClient
     results = [result(i, rating=1 + i % 5) for i in range(4)]
     leonardo = {
         "api": "leonardo",
-        "init_strength": 0.2,
+        "init_strength": 0.8,  # Leonardo's own scale: strength 0.2
         "guidance_scale": 9,
         "controlnet_weight": 0.9,
     }

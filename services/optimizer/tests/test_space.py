@@ -7,7 +7,7 @@ from typing import get_args
 import pytest
 
 from services.common.errors import ValidationFailed
-from services.common.parameter_space import DIMENSIONS, PROVIDERS, from_native
+from services.common.parameter_space import DIMENSIONS, PROVIDERS, from_native, snap
 from services.optimizer.schemas import ProviderName
 from services.optimizer.space import SearchSpace, describe, native, normalise_providers
 
@@ -25,8 +25,8 @@ def test_schema_provider_names_match_the_shared_table() -> None:
             "leonardo",
             {
                 "api": "leonardo",
-                "init_strength": 0.28,
-                "guidance_scale": 7.2,
+                "init_strength": 0.72,  # Leonardo's own scale: 1 - strength
+                "guidance_scale": 7,  # an Int in Leonardo's API
                 "controlnet_weight": 0.89,
             },
         ),
@@ -52,7 +52,7 @@ def test_schema_provider_names_match_the_shared_table() -> None:
 )
 def test_native_mapping_round_trip(provider: str, expected: dict[str, object]) -> None:
     assert native(provider, VALUES) == expected
-    assert from_native(expected) == (provider, VALUES)
+    assert from_native(expected) == (provider, snap(provider, VALUES))
 
 
 def test_providers_are_deduplicated_and_ordered_canonically() -> None:
@@ -104,4 +104,8 @@ def test_describe_lists_bounds_and_native_names() -> None:
     assert (by_name["structure"]["low"], by_name["structure"]["high"]) == (0.7, 0.99)
     assert by_name["strength"]["native_names"]["leonardo"] == "init_strength"
     assert by_name["structure"]["native_names"]["local"] == "controlnet_conditioning_scale"
+    # a provider's own scale: Leonardo inverts strength and takes guidance as an integer
+    assert by_name["strength"]["native"]["leonardo"] == {"scale": "one_minus", "integer": False}
+    assert by_name["guidance"]["native"]["leonardo"] == {"scale": "same", "integer": True}
+    assert by_name["guidance"]["native"]["stablediffusion"]["integer"] is False
     assert len(by_name) == len(DIMENSIONS)

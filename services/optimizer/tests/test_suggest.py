@@ -270,3 +270,30 @@ def test_a_failing_fit_degrades_to_random_points_and_the_observed_best(
     rec = recommend(space, observations, small_config(), ModelCache())
     assert rec is not None and rec.source == "observed"
     assert rec.values == max(reversed(observations), key=lambda o: o.rating).values
+
+
+def test_leonardo_suggestions_carry_integer_guidance() -> None:
+    """Leonardo's guidance_scale is an Int: every suggestion for it (start-up design,
+    Bayesian batch, random fallback) is already a whole number, so the GP learns from
+    the value that was sent; other providers keep continuous guidance."""
+    space = SearchSpace.for_providers(["leonardo", "local"])
+    config = small_config(random_state=7)
+    start = suggest(space, [], 4, config, ModelCache())
+    rng = random.Random(3)
+    rated = []
+    for i in range(12):
+        provider = ("leonardo", "local")[i % 2]
+        values = random_values(rng)
+        if provider == "leonardo":
+            values["guidance"] = float(round(values["guidance"]))
+        rated.append(observation(provider, values, quadratic_rating(provider, values), i))
+    bayesian = suggest(space, rated, 6, config, ModelCache())
+    fallback = random_suggestions(space, 8, seed=1)
+    assert {s.source for s in bayesian} == {"bayesian"}
+    batches = [start, bayesian, fallback]
+    leonardo = [s for batch in batches for s in batch if s.provider == "leonardo"]
+    local = [s for batch in batches for s in batch if s.provider == "local"]
+    assert leonardo and local
+    assert all(s.values["guidance"] == int(s.values["guidance"]) for s in leonardo)
+    assert all(in_bounds(s.values) for s in leonardo)
+    assert any(s.values["guidance"] != int(s.values["guidance"]) for s in local)

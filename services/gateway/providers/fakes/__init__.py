@@ -24,6 +24,7 @@ from services.gateway.providers.fakes._state import (
     Scenario,
     assets_app,
 )
+from services.gateway.providers.fakes._transport import LosingTransport
 from services.gateway.providers.fakes.leonardo import leonardo_app
 from services.gateway.providers.fakes.replicate import replicate_app
 
@@ -32,6 +33,7 @@ __all__ = [
     "FakeServer",
     "FakeState",
     "LoopbackServer",
+    "LosingTransport",
     "RecordingProgress",
     "RecordingSleep",
     "Scenario",

@@ -12,8 +12,13 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from PIL import Image, ImageOps
 
-FAULTS = ("429", "500", "502", "503", "slow", "malformed", "404", "422", "error-200")
-"""Fault kinds a scenario can script per route (one consumed per request)."""
+FAULTS = ("429", "500", "502", "503", "slow", "malformed", "404", "422", "error-200",
+          "expired", "500-created")
+"""Fault kinds a scenario can script per route (one consumed per request).
+
+``500-created`` does the work (creates the generation) and *then* answers 500, as a
+proxy failing after the service acted would; ``expired`` is S3's 403 for a presigned
+upload whose signature has expired."""
 
 
 @dataclass
@@ -23,7 +28,8 @@ class Scenario:
     ``faults`` maps a route name to the faults its next requests get, in order, e.g.
     ``{"create": ["429", "500"]}``: the first create answers 429, the second 500, the
     third works. Routes: Leonardo ``init-image``, ``upload``, ``create``, ``poll``,
-    ``download``; Replicate ``files``, ``create``, ``poll``, ``cancel``, ``download``.
+    ``me``, ``list``, ``download``; Replicate ``files``, ``create``, ``poll``, ``list``,
+    ``cancel``, ``download``.
     Fault kinds are :data:`FAULTS` ("slow" answers normally after ``slow_seconds``).
     """
 
@@ -37,6 +43,8 @@ class Scenario:
     image_404: bool = False  # every result download answers 404
     prefer_wait: str = "ignore"  # Replicate "Prefer: wait": ignore | complete | output-early
     echo_auth_in_errors: bool = False  # 401 bodies quote the Authorization header
+    # Replicate: official models (callable by name) → the version whose schema applies
+    official_models: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +73,7 @@ class FakeState:
     presigned: dict[str, dict[str, str]] = field(default_factory=dict)  # S3 key → fields
     files: dict[str, Asset] = field(default_factory=dict)  # what the CDN serves, by name
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    after: dict[str, str] = field(default_factory=dict)  # faults applied after the work
     api_url: str = ""
     asset_url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,13 +81,15 @@ class FakeState:
     def reset(self, scenario: Scenario | None = None) -> None:
         with self.lock:
             self.scenario = scenario or Scenario()
-            for store in (self.requests, self.uploads, self.presigned, self.files, self.jobs):
+            for store in (self.requests, self.uploads, self.presigned, self.files, self.jobs,
+                          self.after):
                 store.clear()
 
     async def record(self, route: str, request: Request, **extra: Any) -> dict[str, Any]:
         entry = {"route": route, "method": request.method, "path": request.url.path,
                  "auth": request.headers.get("authorization"),
                  "prefer": request.headers.get("prefer"),
+                 "cancel_after": request.headers.get("cancel-after"),
                  "content_type": request.headers.get("content-type"), **extra}
         with self.lock:
             self.requests.append(entry)
@@ -104,6 +115,13 @@ class FakeState:
         if fault == "slow":
             await asyncio.sleep(self.scenario.slow_seconds)
             return None
+        if fault == "500-created":
+            with self.lock:
+                self.after[route] = fault
+            return None
+        if fault == "expired":  # S3's answer to a presigned POST past its expiry
+            return Response("<Error><Code>AccessDenied</Code><Message>Request has expired"
+                            "</Message></Error>", status_code=403, media_type="application/xml")
         if fault == "429":
             headers = {} if self.scenario.retry_after is None else {
                 "Retry-After": self.scenario.retry_after}
@@ -124,6 +142,14 @@ class FakeState:
             return JSONResponse({"error": "Expected a number for type Float but found a string",
                                  "path": "$", "code": "validation-failed"})
         raise ValueError(f"unknown fault {fault!r}; known: {FAULTS}")
+
+    def after_work(self, route: str) -> Response | None:
+        """The fault to answer with once the work is done (``500-created``), if any."""
+        with self.lock:
+            fault = self.after.pop(route, None)
+        if fault is None:
+            return None
+        return JSONResponse({"detail": "Internal server error"}, status_code=500)
 
     def unauthorised(self, request: Request, body: dict[str, Any]) -> Response:
         if self.scenario.echo_auth_in_errors:
@@ -207,7 +233,11 @@ class RecordingProgress:
 
 
 class RecordingSleep:
-    """An ``asyncio.sleep`` stand-in that records delays and yields without waiting."""
+    """An ``asyncio.sleep`` stand-in that records delays and yields without waiting.
+
+    It is also a clock: :meth:`monotonic` is the sum of the delays slept so far, so a
+    provider given both sees time pass only when it sleeps (deadlines without waiting).
+    """
 
     def __init__(self) -> None:
         self.delays: list[float] = []
@@ -215,3 +245,6 @@ class RecordingSleep:
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
         await asyncio.sleep(0)
+
+    def monotonic(self) -> float:
+        return float(sum(self.delays))

@@ -9,66 +9,44 @@ answers ``{"sdGenerationJob": {"generationId", "apiCreditCost"}}``; ``GET
 ...}}`` with ``PENDING`` for ``scenario.pending_polls`` polls, then ``COMPLETE`` (or
 ``FAILED``). The "generated" image is the uploaded init image inverted, at the requested
 size, so a test can tell the right bytes made the whole trip.
+
+Every generation body is checked against :mod:`.leonardo_contract` (the fields, types,
+ranges and ControlNet combinations the public schema and guide document) and refused
+like the real API refuses: HTTP 400 ``{"error", "path", "code": "validation-failed"}``.
+``GET /me`` and ``GET /generations/user/{userId}`` let a client look up what it
+created when an answer was lost.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.gateway.providers.fakes._state import Asset, FakeState
+from services.gateway.providers.fakes.leonardo_contract import (
+    PLATFORM_MODELS,
+    generation_problem,
+)
+
+USER_ID = "6d3b2ad4-1f6e-4c51-9a0e-2f1a3c4b5d6e"
 
 EXTENSIONS = {"png", "jpg", "jpeg", "webp"}
 
 
-def _hasura_error(message: str, code: str = "validation-failed", status: int = 400) -> Response:
-    return JSONResponse({"error": message, "path": "$", "code": code}, status_code=status)
+def _hasura_error(message: str, code: str = "validation-failed", status: int = 400,
+                  path: str = "$") -> Response:
+    return JSONResponse({"error": message, "path": path, "code": code}, status_code=status)
 
 
-def _invalid_generation(body: dict[str, Any], state: FakeState) -> str | None:
-    """The first reason the real API would refuse this body, or None."""
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
-    def number(name: str, low: float, high: float, source: dict[str, Any] = body) -> str | None:
-        value = source.get(name)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return f"Expected a number for {name}"
-        if not low <= value <= high:
-            return f"{name} must be between {low} and {high}"
-        return None
 
-    if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
-        return "prompt is required"
-    for name in ("width", "height"):
-        value = body.get(name)
-        if not isinstance(value, int) or value % 8 or not 32 <= value <= 1536:
-            return f"{name} must be a multiple of 8 between 32 and 1536"
-    if not isinstance(body.get("num_images"), int) or not 1 <= body["num_images"] <= 8:
-        return "num_images must be between 1 and 8"
-    if not isinstance(body.get("modelId"), str):
-        return "modelId must be a string"
-    if (problem := number("init_strength", 0.1, 0.9)) or (
-            problem := number("guidance_scale", 1, 20)):
-        return problem
-    init_id = body.get("init_image_id")
-    if init_id not in state.jobs.get("_init_images", {}):
-        return "init_image_id does not refer to an uploaded init image"
-    controlnets = body.get("controlnets", [])
-    if not isinstance(controlnets, list):
-        return "controlnets must be a list"
-    for controlnet in controlnets:
-        if controlnet.get("initImageType") not in ("UPLOADED", "GENERATED"):
-            return "initImageType must be UPLOADED or GENERATED"
-        if controlnet.get("initImageId") not in state.jobs["_init_images"]:
-            return "controlnet initImageId is unknown"
-        if not isinstance(controlnet.get("preprocessorId"), int):
-            return "preprocessorId must be an integer"
-        if (problem := number("weight", 0, 2, controlnet)) is not None:
-            return problem
-    return None
 
 
 def leonardo_app(state: FakeState) -> FastAPI:
@@ -114,15 +92,55 @@ def leonardo_app(state: FakeState) -> FastAPI:
             return trouble
         if not isinstance(body, dict):
             return _hasura_error("body must be a JSON object")
-        if (problem := _invalid_generation(body, state)) is not None:
-            return _hasura_error(problem)
-        key = state.jobs["_init_images"][body["init_image_id"]]
-        if key not in state.uploads:
+        init_images = state.jobs.setdefault("_init_images", {})
+        if (problem := generation_problem(body, set(init_images))) is not None:
+            return _hasura_error(problem[1], path=problem[0])
+        key = init_images.get(str(body.get("init_image_id")))
+        if key is None or key not in state.uploads:
             return _hasura_error("init image was never uploaded", "unexpected")
         generation_id = str(uuid.uuid4())
-        state.jobs[generation_id] = {"polls": 0, "init_key": key, "body": body}
+        seed = body.get("seed") or int(uuid.uuid4().int % 1_000_000_000)
+        state.jobs[generation_id] = {"polls": 0, "init_key": key, "body": body, "seed": seed,
+                                     "created_at": _now()}
+        if (trouble := state.after_work("create")) is not None:
+            return trouble
         return JSONResponse({"sdGenerationJob": {"generationId": generation_id,
                                                  "apiCreditCost": 12}})
+
+    @app.get(f"{api}/me")
+    async def me(request: Request) -> Response:
+        await state.record("me", request)
+        if not state.authorised(request):
+            return refuse(request)
+        if (trouble := await state.misbehave("me")) is not None:
+            return trouble
+        return JSONResponse({"user_details": [{
+            "user": {"id": USER_ID, "username": "fake"}, "subscriptionTokens": 150,
+            "apiConcurrencySlots": 10, "apiSubscriptionTokens": 1000}]})
+
+    @app.get(f"{api}/platformModels")
+    async def platform_models(request: Request) -> Response:
+        await state.record("models", request)
+        if not state.authorised(request):
+            return refuse(request)
+        return JSONResponse({"custom_models": [
+            {"id": model_id, "name": name, "description": f"{base} platform model",
+             "featured": False, "nsfw": False, "generated_image": None}
+            for model_id, (name, base) in PLATFORM_MODELS.items()]})
+
+    @app.get(f"{api}/generations/user/{{user_id}}")
+    async def by_user(user_id: str, request: Request) -> Response:
+        await state.record("list", request, query=dict(request.query_params))
+        if not state.authorised(request):
+            return refuse(request)
+        if (trouble := await state.misbehave("list")) is not None:
+            return trouble
+        offset = int(request.query_params.get("offset", 0))
+        limit = int(request.query_params.get("limit", 10))
+        mine = [gid for gid in state.jobs if not gid.startswith("_")] if (
+            user_id == USER_ID) else []
+        newest_first = list(reversed(mine))[offset:offset + limit]
+        return JSONResponse({"generations": [generation(gid) for gid in newest_first]})
 
     @app.get(f"{api}/generations/{{generation_id}}")
     async def status(generation_id: str, request: Request) -> Response:
@@ -135,24 +153,33 @@ def leonardo_app(state: FakeState) -> FastAPI:
         if job is None or generation_id.startswith("_"):
             return JSONResponse({"generations_by_pk": None})
         job["polls"] += 1
+        if job["polls"] > state.scenario.pending_polls:
+            job["done"] = True
+        return JSONResponse({"generations_by_pk": generation(generation_id)})
+
+    def generation(generation_id: str) -> dict[str, Any]:
+        job = state.jobs[generation_id]
         body = job["body"]
         generation: dict[str, Any] = {
             "id": generation_id, "status": "PENDING", "generated_images": [],
-            "modelId": body["modelId"], "prompt": body["prompt"],
-            "imageWidth": body["width"], "imageHeight": body["height"],
-            "initStrength": body["init_strength"], "guidanceScale": body["guidance_scale"]}
-        if job["polls"] > state.scenario.pending_polls:
+            "modelId": body.get("modelId"), "prompt": body["prompt"],
+            "negativePrompt": body.get("negative_prompt"), "seed": job["seed"],
+            "imageWidth": body.get("width", 1024), "imageHeight": body.get("height", 768),
+            "initStrength": body.get("init_strength"),
+            "guidanceScale": body.get("guidance_scale"), "createdAt": job["created_at"]}
+        if job.get("done"):
             if state.scenario.fail_generation:
                 generation["status"] = "FAILED"
             else:
                 name = f"{generation_id}.jpg"
                 if name not in state.files:
                     state.files[name] = Asset(state.uploads[job["init_key"]], "image/jpeg",
-                                              (body["width"], body["height"]))
+                                              (generation["imageWidth"],
+                                               generation["imageHeight"]))
                 generation["status"] = "COMPLETE"
                 generation["generated_images"] = [{
                     "id": str(uuid.uuid4()), "url": f"{state.asset_url}/cdn/{name}",
                     "nsfw": False, "likeCount": 0}]
-        return JSONResponse({"generations_by_pk": generation})
+        return generation
 
     return app

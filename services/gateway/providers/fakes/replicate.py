@@ -7,8 +7,12 @@ cancel}``); ``Prefer: wait[=n]`` is honoured as ``scenario.prefer_wait`` says. `
 /v1/predictions/{id}`` moves it ``starting → processing → succeeded`` (or ``failed`` /
 ``canceled``); ``POST /v1/predictions/{id}/cancel`` cancels; ``POST /v1/files`` takes a
 multipart ``content`` and answers ``{id, urls: {get}}``. Inputs are validated like a
-model's schema would (422 with ``detail`` and ``invalid_fields``); the output is the
-input image inverted, as PNG on the asset host (another origin, like replicate.delivery).
+model's schema would (422 with ``detail`` and ``invalid_fields``) against
+:mod:`.replicate_contract`: an unknown version is refused, a community model called by
+name answers 404 (only ``scenario.official_models`` have that endpoint), and a
+``Cancel-After`` header must be a valid duration. ``GET /v1/predictions`` lists
+predictions newest first, without their input. The output is the input image
+inverted, as PNG on the asset host (another origin, like replicate.delivery).
 """
 
 from __future__ import annotations
@@ -23,9 +27,15 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.gateway.providers.fakes._state import Asset, FakeState
-
-INPUT_RANGES = {"strength": (0.0, 1.0), "guidance_scale": (1.0, 50.0),
-                "controlnet_conditioning_scale": (0.0, 2.0)}
+from services.gateway.providers.fakes.replicate_contract import (
+    MODEL,
+    NOT_FOUND,
+    SCHEMAS,
+    UNKNOWN_VERSION,
+    cancel_after_seconds,
+    input_problem,
+    input_schema,
+)
 
 
 def _now() -> str:
@@ -85,7 +95,7 @@ def replicate_app(state: FakeState) -> FastAPI:
             state.files[name] = Asset(state.jobs[prediction_id]["source"], "image/png")
         return f"{state.asset_url}/cdn/{name}"
 
-    async def create(request: Request, model: str | None, version: str | None) -> Response:
+    async def create(request: Request, model: str | None) -> Response:
         try:
             body = await request.json()
         except ValueError:
@@ -95,45 +105,80 @@ def replicate_app(state: FakeState) -> FastAPI:
             return refuse(request)
         if (trouble := await state.misbehave("create")) is not None:
             return trouble
+        if model is not None and model not in state.scenario.official_models:
+            return JSONResponse(NOT_FOUND, status_code=404)  # a community model, by name
         if not isinstance(body, dict) or not isinstance(body.get("input"), dict):
             return JSONResponse({"title": "Invalid request", "status": 422,
                                  "detail": "input is required"}, status_code=422)
-        if version is None:
-            version = body.get("version")
-            if not isinstance(version, str) or not version:
-                return JSONResponse({"title": "Invalid version", "status": 422,
-                                     "detail": "version is required"}, status_code=422)
+        version = (state.scenario.official_models[model] if model is not None
+                   else body.get("version"))
+        if not isinstance(version, str) or not version:
+            return JSONResponse({"title": "Invalid version", "status": 422,
+                                 "detail": "version is required"}, status_code=422)
+        if version not in SCHEMAS:
+            return JSONResponse({"title": "Invalid version", "status": 422,
+                                 "detail": UNKNOWN_VERSION}, status_code=422)
+        cancel_after = request.headers.get("cancel-after")
+        if cancel_after is not None and cancel_after_seconds(cancel_after) is None:
+            return JSONResponse({"title": "Invalid header", "status": 422,
+                                 "detail": f"Invalid Cancel-After duration {cancel_after!r} "
+                                           "(e.g. 90s, 5m; at least 5s)"}, status_code=422)
         inputs = body["input"]
-        if not isinstance(inputs.get("prompt"), str):
-            return invalid("prompt", "prompt is required")
+        if (problem := input_problem(inputs, SCHEMAS[version])) is not None:
+            return invalid(*problem)
         source = source_image(inputs.get("image"))
         if source is None:
             return invalid("image", "Does not match format 'uri' or is not a reachable file")
-        for name, (low, high) in INPUT_RANGES.items():
-            value = inputs.get(name)
-            if value is not None and (not isinstance(value, int | float)
-                                      or not low <= value <= high):
-                return invalid(name, f"must be between {low} and {high}")
         prediction_id = uuid.uuid4().hex[:26]
         state.jobs[prediction_id] = {
             "status": "starting", "polls": 0, "source": source, "input": inputs,
-            "model": model or "unknown/model", "version": version, "created_at": _now()}
+            "model": model or "fofr/sdxl-multi-controlnet-lora", "version": version,
+            "created_at": _now(), "cancel_after": cancel_after}
         prefer = (request.headers.get("prefer") or "").strip()
         if prefer.startswith("wait") and state.scenario.prefer_wait == "complete":
             finish(prediction_id)
         elif prefer.startswith("wait") and state.scenario.prefer_wait == "output-early":
             state.jobs[prediction_id].update(status="processing",
                                              output=[publish(prediction_id)])
+        if (trouble := state.after_work("create")) is not None:
+            return trouble
         answer = prediction(prediction_id)
         return JSONResponse(answer, status_code=201, headers={"Location": answer["urls"]["get"]})
 
     @app.post("/v1/predictions")
     async def create_for_version(request: Request) -> Response:
-        return await create(request, None, None)
+        return await create(request, None)
 
     @app.post("/v1/models/{owner}/{name}/predictions")
     async def create_for_model(owner: str, name: str, request: Request) -> Response:
-        return await create(request, f"{owner}/{name}", "latest")
+        return await create(request, f"{owner}/{name}")
+
+    @app.get("/v1/models/{owner}/{name}/versions/{version_id}")
+    async def version(owner: str, name: str, version_id: str, request: Request) -> Response:
+        await state.record("version", request)
+        if not state.authorised(request):
+            return refuse(request)
+        if version_id not in SCHEMAS or f"{owner}/{name}" != MODEL:
+            return JSONResponse(NOT_FOUND, status_code=404)
+        return JSONResponse({"id": version_id, "created_at": "2024-01-09T10:00:00Z",
+                             "cog_version": "0.8.6", "openapi_schema": {"components": {
+                                 "schemas": {"Input": input_schema(SCHEMAS[version_id])}}}})
+
+    @app.get("/v1/predictions")
+    async def listing(request: Request) -> Response:
+        await state.record("list", request)
+        if not state.authorised(request):
+            return refuse(request)
+        if (trouble := await state.misbehave("list")) is not None:
+            return trouble
+        newest_first = [pid for pid in reversed(list(state.jobs))]
+        results = []
+        for pid in newest_first:
+            listed = prediction(pid)
+            listed.pop("input")  # [API] input is optional on a listed prediction
+            listed["source"] = "api"
+            results.append(listed)
+        return JSONResponse({"next": None, "previous": None, "results": results})
 
     @app.get("/v1/predictions/{prediction_id}")
     async def get(prediction_id: str, request: Request) -> Response:
