@@ -212,12 +212,30 @@ async def samples_until(session: AsyncSession, moment: datetime | None) -> int:
         select(func.count(PromptResult.id)).where(PromptResult.created_at <= moment)) or 0)
 
 
+async def _test_ratings(session: AsyncSession, test: AbTest) -> list[PromptResult]:
+    """The ratings recorded since ``test`` started in experiments the challenger took part
+    in: the challenger's, and the champion's in those same experiments."""
+    challenger_experiments = (
+        select(PromptResult.experiment_id)
+        .where(PromptResult.version == test.challenger,
+               PromptResult.created_at >= test.started_at)
+    )
+    stmt = select(PromptResult).where(
+        PromptResult.created_at >= test.started_at,
+        (PromptResult.version == test.challenger)
+        | ((PromptResult.version == test.champion)
+           & PromptResult.experiment_id.in_(challenger_experiments)),
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 async def paired_differences(session: AsyncSession, test: AbTest) -> list[float]:
-    """``rating(challenger) - rating(champion)`` per experiment that has both, oldest first.
+    """``rating(challenger) - rating(champion)`` per experiment that has both, oldest first,
+    from the ratings recorded since the test started.
 
     Several ratings of one option (two trainers) are averaged first.
     """
-    rows = await results(session, [test.champion, test.challenger])
+    rows = await _test_ratings(session, test)
     by_experiment: dict[str, dict[str, list[int]]] = {}
     finished: dict[str, datetime] = {}
     for row in rows:
@@ -236,10 +254,9 @@ async def paired_differences(session: AsyncSession, test: AbTest) -> list[float]
 
 async def paired_champion_ratings(session: AsyncSession, test: AbTest) -> list[float]:
     """The champion's ratings in the test's paired experiments (the monitor's reference)."""
-    rows = await results(session, [test.champion, test.challenger])
-    challenger_experiments = {r.experiment_id for r in rows if r.version == test.challenger}
+    rows = await _test_ratings(session, test)
     return [float(r.rating) for r in rows
-            if r.version == test.champion and r.experiment_id in challenger_experiments
+            if r.version == test.champion
             and (test.decided_at is None or r.created_at <= test.decided_at)]
 
 
