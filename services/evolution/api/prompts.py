@@ -10,8 +10,8 @@ from services.common.app import SessionDep
 from services.common.db import transaction
 from services.evolution import assignment, evolution, store
 from services.evolution.api.convert import ab_test_out
+from services.evolution.engine import llm_configured
 from services.evolution.errors import NoActiveVersion
-from services.evolution.evolver import llm_configured
 from services.evolution.models import PromptVersion
 from services.evolution.schedule import next_evolution_at
 from services.evolution.schemas import (
