@@ -35,6 +35,7 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -100,6 +101,7 @@ class LeonardoProvider:
                  timeout_seconds: float = 180.0, poll_interval_seconds: float = 2.0,
                  request_timeout_seconds: float = 30.0, policy: RetryPolicy | None = None,
                  max_side: int = 1024, sleep: Sleep = asyncio.sleep,
+                 clock: Callable[[], float] = time.monotonic,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.model_id = model_id
@@ -112,6 +114,7 @@ class LeonardoProvider:
         self.max_side = max_side
         self._api_key = api_key
         self._sleep = sleep
+        self._clock = clock
         self._transport = transport
 
     def __repr__(self) -> str:  # never show the key
@@ -126,7 +129,7 @@ class LeonardoProvider:
         init_jpeg, width, height = prepare_init_image(request.image, self.max_side)
 
         tracker = ProgressTracker(progress)
-        started = time.monotonic()
+        started = self._clock()
         timeout = httpx.Timeout(self.request_timeout_seconds,
                                 connect=min(10.0, self.request_timeout_seconds))
         async with httpx.AsyncClient(timeout=timeout, transport=self._transport,
@@ -180,7 +183,7 @@ class LeonardoProvider:
                      "width": width, "height": height,
                      "nsfw": bool(image_info.get("nsfw", False)), "polls": polls,
                      "http_requests": http.requests, "retries": http.retries,
-                     "seconds": round(time.monotonic() - started, 3)})
+                     "seconds": round(self._clock() - started, 3)})
 
     async def _upload(self, http: ProviderHTTP, jpeg: bytes) -> str:
         answer = _checked(await http.json("POST", f"{self.base_url}/init-image", STEP_INIT,
@@ -205,7 +208,7 @@ class LeonardoProvider:
         polls = 0
         url = f"{self.base_url}/generations/{generation_id}"
         while True:
-            elapsed = time.monotonic() - started
+            elapsed = self._clock() - started
             if elapsed > self.timeout_seconds:
                 raise ProviderError(
                     f"Leonardo AI no terminó la generación en {self.timeout_seconds:g} s; "

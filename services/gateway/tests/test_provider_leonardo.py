@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -228,14 +229,28 @@ async def test_invalid_parameters_fail_before_any_request(server: FakeServer,
     assert not error.retryable and fake.state.requests == []
 
 
-async def test_generation_that_never_finishes_times_out(server: FakeServer) -> None:
-    import asyncio
+class VirtualTime:
+    """A monotonic clock that moves only when the provider sleeps (no wall time passes)."""
 
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+async def test_generation_that_never_finishes_times_out(server: FakeServer) -> None:
     fake = fake_with(server, pending_polls=10_000)
-    run = Run(fake, timeout_seconds=0.3, poll_interval_seconds=0.03, sleep=asyncio.sleep)
+    clock = VirtualTime()
+    run = Run(fake, timeout_seconds=3, poll_interval_seconds=0.5, sleep=clock.sleep, clock=clock)
     error = await run.fails()
-    assert error.retryable and "no terminó" in error.message_es and "0.3 s" in error.message_es
-    assert len(fake.state.calls("poll")) >= 2
+    assert error.retryable and "no terminó" in error.message_es and "3 s" in error.message_es
+    # Polls at 0.5, 1.0 … 3.5 virtual seconds; the deadline (3 s) is checked before each.
+    assert len(fake.state.calls("poll")) == 7 and clock.now == 3.5
     assert [f for s, f in run.progress.reports if s == "generating"][-1] < 0.9
 
 
