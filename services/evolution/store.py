@@ -149,8 +149,10 @@ async def total_samples(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count(PromptResult.id))) or 0)
 
 
-async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]]) -> int:
-    """Store ratings, ignoring rating ids already stored; return how many rows are new.
+async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]]
+                         ) -> list[tuple[str, int]]:
+    """Store ratings, ignoring rating ids already stored; return ``(mode, rating)`` of each
+    new row (its length is how many rows are new).
 
     All or nothing: if any result names an unknown version, nothing is stored.
     Within one call the first occurrence of a rating id wins.
@@ -178,9 +180,9 @@ async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]
         _insert(session, PromptResult)
         .values([{**row, "created_at": now} for row in unique.values()])
         .on_conflict_do_nothing(index_elements=["rating_id"])
-        .returning(PromptResult.id)
+        .returning(PromptResult.mode, PromptResult.rating)
     )
-    return len((await session.execute(stmt)).all())
+    return [(str(mode), int(rating)) for mode, rating in (await session.execute(stmt)).all()]
 
 
 async def results(

@@ -65,7 +65,7 @@ async def _rate_pairs(sessions: async_sessionmaker[AsyncSession], diffs: list[in
                          "option": option, "version": version, "mode": "surfaces",
                          "rating": rating, "comments": None, "rater": "trainer-1"})
     async with transaction(sessions) as session:
-        assert await store.record_results(session, rows) == len(rows)
+        assert len(await store.record_results(session, rows)) == len(rows)
 
 
 async def _review(sessions: async_sessionmaker[AsyncSession]) -> lifecycle.Event | None:
