@@ -239,14 +239,21 @@ def observe_ratings(ratings: Iterable[tuple[str, int]]) -> None:
 
 
 def route_template(scope: Scope) -> str:
-    """The matched route's path template, or :data:`UNMATCHED` (never the raw path)."""
+    """The matched route's path template, or :data:`UNMATCHED` (never the raw path).
+
+    FastAPI puts the matched route in ``scope["route"]``. A mounted app (static
+    files) has none; its mount point is the part of ``root_path`` the mount added
+    to the application's own ``app_root_path``.
+    """
     route: Any = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str):
-        return UNMATCHED
-    if type(route).__name__ == "Mount":  # static files and other mounted apps
-        return template.rstrip("/") + "/{path}"
-    return template or "/"
+    if isinstance(template, str) and template:
+        return template
+    app_root = str(scope.get("app_root_path", ""))
+    root = str(scope.get("root_path", ""))
+    if "app_root_path" in scope and root != app_root and root.startswith(app_root):
+        return root[len(app_root):].rstrip("/") + "/{path}"
+    return UNMATCHED
 
 
 class MetricsMiddleware:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,6 +46,9 @@ def client(service: str, tmp_path: Path) -> TestClient:
 
     settings = ServiceSettings(service_name=service, service_token=TOKEN, data_dir=tmp_path)
     app = build_app(settings, title="t", migrations_dir=tmp_path, public_routers=[router])
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "raw-id-style.css").write_text("body {}")
+    app.mount("/static", StaticFiles(directory=tmp_path / "static"), name="static")
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -62,6 +66,14 @@ def test_requests_are_counted_by_route_template_never_by_raw_path(
                   route=metrics.UNMATCHED, status="404") == 1
     scraped = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
     assert "raw-id" not in scraped
+
+
+def test_mounted_static_files_share_one_label(client: TestClient, service: str) -> None:
+    assert client.get("/static/raw-id-style.css").status_code == 200
+    assert client.get("/static/raw-id-gone.css").status_code == 404
+    mount = {"service": service, "method": "GET", "route": "/static/{path}"}
+    assert _value("afinador_http_requests_total", **mount, status="200") == 1
+    assert _value("afinador_http_requests_total", **mount, status="404") == 1
 
 
 def test_an_unhandled_exception_is_counted_as_a_500(client: TestClient, service: str) -> None:
