@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import create_engine, run_migrations, session_factory, transaction
 from services.evolution import lifecycle, store
-from services.evolution.ab_test import DecisionRule, decide
+from services.evolution.ab_test import DecisionRule, MonitorRule, decide, monitor
 from services.evolution.main import MIGRATIONS_DIR
 from services.evolution.models import AbTest
 from services.evolution.seed_loader import load_seed_versions_into, read_seed_versions
@@ -54,11 +54,11 @@ async def _start_test(sessions: async_sessionmaker[AsyncSession]) -> int:
 
 
 async def _rate_pairs(sessions: async_sessionmaker[AsyncSession], diffs: list[int],
-                      first: int) -> None:
+                      first: int, champion_stars: int | None = None) -> None:
     """One experiment per difference: the champion's option and the challenger's."""
     rows: list[dict[str, Any]] = []
     for i, diff in enumerate(diffs, start=first):
-        champion = 1 - diff if diff < 0 else 1
+        champion = champion_stars or (1 - diff if diff < 0 else 1)
         for option, version, rating in (("A", CHAMPION, champion),
                                         ("B", CHALLENGER, champion + diff)):
             rows.append({"rating_id": f"r{i}{option}", "experiment_id": f"exp-{i}",
@@ -222,3 +222,58 @@ async def test_paired_differences_count_only_ratings_since_the_test_started(
         test = await session.scalar(select(AbTest).where(AbTest.id == later))
         assert test is not None
         assert await store.paired_differences(session, test) == [-1.0, 0.0]
+
+
+async def test_a_stale_monitor_review_does_not_overwrite_an_ended_monitor(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After a promotion the monitor watches the new champion. An older monitor review
+    # (5 new ratings) writes after a newer one (20 ratings) ended the watch: the ended
+    # monitor keeps the probability its decision was taken on.
+    test_id = await _start_test(sessions)
+    await _rate_pairs(sessions, [1] * 15, first=0, champion_stars=4)  # reference: 4 stars
+    assert (await _review(sessions) or lifecycle.Event("", "", "")).action == "ab_promote"
+    watched = [(f"m{i}", 3 + i % 2) for i in range(20)]  # the new champion: 3.5 stars
+
+    async def rate_new_champion(ratings: list[tuple[str, int]]) -> None:
+        async with transaction(sessions) as session:
+            await store.record_results(session, [
+                {"rating_id": rid, "experiment_id": f"exp-{rid}", "option": "A",
+                 "version": CHALLENGER, "mode": "surfaces", "rating": stars,
+                 "comments": None, "rater": "trainer-1"} for rid, stars in ratings])
+
+    async def monitor_review() -> lifecycle.Event | None:
+        async with transaction(sessions) as session:
+            return await lifecycle.review_monitor(session, MonitorRule())
+
+    await rate_new_champion(watched[:5])
+    read, go = asyncio.Event(), asyncio.Event()
+    real = store.paired_champion_ratings
+    calls = 0
+
+    async def gated(session: AsyncSession, test: AbTest) -> list[float]:
+        nonlocal calls
+        calls += 1
+        reference = await real(session, test)
+        if calls == 1:
+            read.set()
+            await go.wait()
+        return reference
+
+    monkeypatch.setattr(store, "paired_champion_ratings", gated)
+    older = asyncio.create_task(monitor_review())
+    await read.wait()
+    await rate_new_champion(watched[5:])
+    newer = await monitor_review()
+    assert newer is not None and newer.action in {"monitor_passed", "auto_rollback"}
+    async with sessions() as session:
+        assert (await session.get(AbTest, test_id) or AbTest()).monitor_p_degraded != \
+            monitor([3, 4, 3, 4, 3], [4.0] * 15, MonitorRule()).p_degraded  # the stale one
+    go.set()
+    assert await older is None
+
+    row = await _test_row(sessions, test_id)
+    async with sessions() as session:
+        entry = next(e for e in await store.list_audit(session) if e.action == newer.action)
+    assert row.monitor_status in {"passed", "rolled_back"}
+    assert row.monitor_p_degraded == entry.details["p_degraded"]
