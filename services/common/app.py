@@ -1,6 +1,7 @@
 """App factory shared by the services: lifespan (migrations, engine), request ids,
-error handlers, ``/livez``, ``/readyz`` (alias ``/healthz``) and the service-token
-dependency.
+error handlers, ``/livez``, ``/readyz`` (alias ``/healthz``), Prometheus metrics
+(``/metrics``, token required; see :mod:`services.common.metrics`) and the
+service-token dependency.
 
 A service's ``main.py`` calls :func:`build_app` with its settings, its migrations
 folder and its routers; extra start-up/shut-down work (background workers, model
@@ -25,6 +26,7 @@ from services.common.auth import service_token_dependency
 from services.common.db import create_engine, run_migrations, session_factory
 from services.common.errors import install_error_handlers
 from services.common.logging import configure_logging, request_id_var
+from services.common.metrics import install_metrics, metrics_router
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ def build_app(
     app.state.settings = settings
     install_error_handlers(app)
     token_required = [Depends(service_token_dependency(settings.service_token))]
-    for router in internal_routers:
+    for router in (*internal_routers, metrics_router):
         app.include_router(router, dependencies=token_required)
     for router in public_routers:
         app.include_router(router)
@@ -93,6 +95,8 @@ def build_app(
             request_id_var.reset(token)
         response.headers["X-Request-ID"] = rid
         return response
+
+    install_metrics(app, settings.service_name)
 
     @app.get("/livez", tags=["ops"])
     async def livez() -> dict[str, str]:

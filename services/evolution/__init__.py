@@ -6,7 +6,8 @@ Where things are decided:
 * ``triggers``: when an evolution is due (every 10 samples, plateau, low
   performance; never while an A/B test or a monitor is undecided);
 * ``issues``: what trainers' comments complain about (categories, severity);
-* ``evolver`` (interface), ``llm`` (OpenAI-compatible), ``offline`` (phrase bank),
+* ``evolver`` (interface), ``engine`` (which evolver runs, from settings),
+  ``llm`` (OpenAI-compatible), ``offline`` (phrase bank),
   ``guardrails`` (the client's hard rules), ``llm_fake`` (the LLM's test double);
 * ``evolution``: a run from ratings to a new challenger under test;
 * ``assignment``: which option of an experiment gets the champion or challenger;

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import transaction, utcnow
+from services.common.metrics import count_ab_decision
 from services.evolution import lifecycle, store
 from services.evolution.documents import (
     MODE_PROVIDER_ORDER,
@@ -278,10 +279,14 @@ async def after_results(sessions: async_sessionmaker[AsyncSession],
     try:
         async with transaction(sessions) as session:
             event = await lifecycle.review_test(session, lifecycle.decision_rule(settings))
-            changed = event is not None
+        if event is not None:  # counted once committed
+            count_ab_decision(event.action.removeprefix("ab_"))
+            changed = True
         async with transaction(sessions) as session:
             event = await lifecycle.review_monitor(session, lifecycle.monitor_rule(settings))
-            changed = changed or event is not None
+        if event is not None:
+            count_ab_decision(event.action)
+            changed = True
     finally:
         if changed:
             await export_versions(sessions, settings.exports_to)

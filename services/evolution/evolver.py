@@ -13,7 +13,9 @@ implementations exist:
 Contract: ``propose`` is a coroutine, safe to call concurrently, that either
 returns a :class:`Proposal` that passes :func:`services.evolution.guardrails.violations`
 or raises :class:`services.evolution.errors.EvolutionFailed`. It never writes to
-the database. :func:`build_evolver` picks the implementation from settings.
+the database. :func:`services.evolution.engine.build_evolver` picks the implementation
+from settings (in its own module, so that this protocol module imports neither
+implementation and neither implementation's import of it is circular).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services.evolution.issues import IssueReport
-from services.evolution.settings import EvolutionSettings
 
 
 @dataclass(frozen=True)
@@ -58,26 +59,3 @@ class Evolver(Protocol):
     async def propose(self, request: ModeRequest) -> Proposal:
         """A rule-abiding proposal, or :class:`EvolutionFailed` after bounded retries."""
         ...
-
-
-def llm_configured(settings: EvolutionSettings) -> bool:
-    """Whether the LLM path is used: ``EVOLUTION_ENGINE=llm``, or ``auto`` with a key."""
-    if settings.engine == "offline":
-        return False
-    if settings.engine == "llm":
-        return True
-    return bool(settings.llm_api_key)
-
-
-def build_evolver(settings: EvolutionSettings) -> Evolver:
-    """The LLM evolver when configured (falling back to offline if it fails), else offline."""
-    from services.evolution.offline import OfflineEvolver
-
-    offline = OfflineEvolver(seed=settings.offline_seed)
-    if not llm_configured(settings):
-        return offline
-    from services.evolution.llm import LLMEvolver
-
-    return LLMEvolver.from_settings(
-        settings, fallback=offline if settings.llm_fallback_offline else None
-    )

@@ -6,9 +6,19 @@ challenger under test, or a version never tested) and ``retired`` (lost a test,
 was rolled back, or was replaced by a newer champion; a retired version can be
 promoted again by hand).
 
-Functions take the caller's session and do not commit. State changes that two
-replicas could race on (deciding a test, ending a monitor) are conditional
-updates (``… WHERE status = 'running'``): the loser sees 0 rows and does nothing.
+Functions take the caller's session and do not commit. Reviews overlap (each
+delivery of results schedules one in the background, and every replica runs its
+own), so every write to a test is a conditional update whose loser sees 0 rows:
+
+* a look is claimed before it is judged (``SET last_look = :look WHERE status =
+  'running' AND last_look < :look``). Only the review that changed the row may
+  promote at that look, so each look is judged once, on the pairs its claimer
+  read; a review that lost the claim may still roll back or record statistics;
+* deciding a test: ``… WHERE status = 'running'``; ending a monitor:
+  ``… WHERE monitor_status = 'watching'``;
+* statistics of an undecided test: ``… WHERE status = 'running' AND n_pairs <=
+  :n``, so an older review neither rewrites a decided test's statistics nor
+  turns newer ones back (pairs only ever grow).
 """
 
 from __future__ import annotations
@@ -71,6 +81,36 @@ async def _close_test(session: AsyncSession, test: AbTest, status: str, reason: 
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+async def _claim_look(session: AsyncSession, test: AbTest, look: int) -> bool:
+    """Take ``look`` for this review; False if another review took it (or decided the test)."""
+    result = await session.execute(
+        update(AbTest)
+        .where(AbTest.id == test.id, AbTest.status == "running", AbTest.last_look < look)
+        .values(last_look=look)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def _record_statistics(session: AsyncSession, test: AbTest, decision: Decision) -> None:
+    """Store an undecided test's statistics unless the test was decided or newer ones exist."""
+    await session.execute(
+        update(AbTest)
+        .where(AbTest.id == test.id, AbTest.status == "running",
+               AbTest.n_pairs <= decision.n_pairs)
+        .values(n_pairs=decision.n_pairs, mean_diff=decision.mean_diff,
+                p_better=decision.p_better, p_worse=decision.p_worse)
+    )
+
+
+async def _update_monitor(session: AsyncSession, test: AbTest, **values: Any) -> bool:
+    """Change a monitor that is still watching; False if it already ended."""
+    result = await session.execute(
+        update(AbTest).where(AbTest.id == test.id, AbTest.monitor_status == "watching")
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
 @dataclass(frozen=True)
 class Event:
     """Something that changed the champion or ended a test (for logs and exports)."""
@@ -91,14 +131,16 @@ async def review_test(session: AsyncSession, rule: DecisionRule) -> Event | None
             return Event("ab_stopped", test.challenger, "champion changed")
         return None
     diffs = await store.paired_differences(session, test)
-    decision: Decision = decide(diffs, rule, test.last_look)
-    look = rule.look_reached(len(diffs), test.last_look)
+    judged_after = test.last_look
+    look = rule.look_reached(len(diffs), judged_after)
+    if look is not None and not await _claim_look(session, test, look):
+        judged_after = look  # another review judged this look: no promotion here
+    decision: Decision = decide(diffs, rule, judged_after)
     stats = {"n_pairs": decision.n_pairs, "mean_diff": decision.mean_diff,
              "p_better": decision.p_better, "p_worse": decision.p_worse}
     if decision.outcome == "promote":
         if not await _close_test(session, test, "promoted", decision.reason,
-                                 monitor_status="watching", last_look=look or test.last_look,
-                                 **stats):
+                                 monitor_status="watching", **stats):
             return None
         await _switch(session, test.champion, test.challenger)
         await store.audit(session, "ab_promote", actor=SYSTEM, reason=decision.reason,
@@ -117,12 +159,7 @@ async def review_test(session: AsyncSession, rule: DecisionRule) -> Event | None
         log.info("A/B test %s: kept %s, retired %s (%s)", test.id, test.champion,
                  test.challenger, decision.reason)
         return Event("ab_rollback", test.challenger, decision.reason)
-    test.n_pairs = decision.n_pairs
-    test.mean_diff = decision.mean_diff
-    test.p_better = decision.p_better
-    test.p_worse = decision.p_worse
-    if look is not None:
-        test.last_look = look
+    await _record_statistics(session, test, decision)
     return None
 
 
@@ -133,23 +170,20 @@ async def review_monitor(session: AsyncSession, rule: MonitorRule) -> Event | No
         return None
     active = await store.active_version(session)
     if active is None or active.version != test.challenger:
-        test.monitor_status = "stopped"
-        test.monitor_decided_at = utcnow()
+        await _update_monitor(session, test, monitor_status="stopped",
+                              monitor_decided_at=utcnow())
         return None
     new = [float(r.rating) for r in await store.results(session, [test.challenger],
                                                          since=test.decided_at)]
     reference = await store.paired_champion_ratings(session, test)
     check: MonitorCheck = monitor_check(new, reference, rule)
-    test.monitor_p_degraded = check.p_degraded
     if check.outcome == "watching":
+        await _update_monitor(session, test, monitor_p_degraded=check.p_degraded)
         return None
     status = "rolled_back" if check.outcome == "rollback" else "passed"
-    result = await session.execute(
-        update(AbTest).where(AbTest.id == test.id, AbTest.monitor_status == "watching")
-        .values(monitor_status=status, monitor_decided_at=utcnow(),
-                monitor_p_degraded=check.p_degraded)
-    )
-    if getattr(result, "rowcount", 0) != 1:
+    if not await _update_monitor(session, test, monitor_status=status,
+                                 monitor_decided_at=utcnow(),
+                                 monitor_p_degraded=check.p_degraded):
         return None
     details = {"n_new": check.n_new, "n_reference": check.n_reference, "delta": check.delta,
                "p_degraded": check.p_degraded}
@@ -172,8 +206,8 @@ async def _stop_open_work(session: AsyncSession, why: str) -> None:
         await _close_test(session, test, "stopped", why)
     watching = await store.watching_test(session)
     if watching is not None:
-        watching.monitor_status = "stopped"
-        watching.monitor_decided_at = utcnow()
+        await _update_monitor(session, watching, monitor_status="stopped",
+                              monitor_decided_at=utcnow())
 
 
 async def promote(session: AsyncSession, version: str, *, actor: str, reason: str

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from services.common.app import build_app
 from services.evolution.api import evolution_router, prompts_router
-from services.evolution.evolver import build_evolver
+from services.evolution.engine import build_evolver
 from services.evolution.export import export_versions
 from services.evolution.seed_loader import load_seed_versions_into
 from services.evolution.settings import EvolutionSettings

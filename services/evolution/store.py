@@ -149,8 +149,10 @@ async def total_samples(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count(PromptResult.id))) or 0)
 
 
-async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]]) -> int:
-    """Store ratings, ignoring rating ids already stored; return how many rows are new.
+async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]]
+                         ) -> list[tuple[str, int]]:
+    """Store ratings, ignoring rating ids already stored; return ``(mode, rating)`` of each
+    new row (its length is how many rows are new).
 
     All or nothing: if any result names an unknown version, nothing is stored.
     Within one call the first occurrence of a rating id wins.
@@ -178,9 +180,9 @@ async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]
         _insert(session, PromptResult)
         .values([{**row, "created_at": now} for row in unique.values()])
         .on_conflict_do_nothing(index_elements=["rating_id"])
-        .returning(PromptResult.id)
+        .returning(PromptResult.mode, PromptResult.rating)
     )
-    return len((await session.execute(stmt)).all())
+    return [(str(mode), int(rating)) for mode, rating in (await session.execute(stmt)).all()]
 
 
 async def results(
@@ -212,12 +214,30 @@ async def samples_until(session: AsyncSession, moment: datetime | None) -> int:
         select(func.count(PromptResult.id)).where(PromptResult.created_at <= moment)) or 0)
 
 
+async def _test_ratings(session: AsyncSession, test: AbTest) -> list[PromptResult]:
+    """The ratings recorded since ``test`` started in experiments the challenger took part
+    in: the challenger's, and the champion's in those same experiments."""
+    challenger_experiments = (
+        select(PromptResult.experiment_id)
+        .where(PromptResult.version == test.challenger,
+               PromptResult.created_at >= test.started_at)
+    )
+    stmt = select(PromptResult).where(
+        PromptResult.created_at >= test.started_at,
+        (PromptResult.version == test.challenger)
+        | ((PromptResult.version == test.champion)
+           & PromptResult.experiment_id.in_(challenger_experiments)),
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 async def paired_differences(session: AsyncSession, test: AbTest) -> list[float]:
-    """``rating(challenger) - rating(champion)`` per experiment that has both, oldest first.
+    """``rating(challenger) - rating(champion)`` per experiment that has both, oldest first,
+    from the ratings recorded since the test started.
 
     Several ratings of one option (two trainers) are averaged first.
     """
-    rows = await results(session, [test.champion, test.challenger])
+    rows = await _test_ratings(session, test)
     by_experiment: dict[str, dict[str, list[int]]] = {}
     finished: dict[str, datetime] = {}
     for row in rows:
@@ -236,10 +256,9 @@ async def paired_differences(session: AsyncSession, test: AbTest) -> list[float]
 
 async def paired_champion_ratings(session: AsyncSession, test: AbTest) -> list[float]:
     """The champion's ratings in the test's paired experiments (the monitor's reference)."""
-    rows = await results(session, [test.champion, test.challenger])
-    challenger_experiments = {r.experiment_id for r in rows if r.version == test.challenger}
+    rows = await _test_ratings(session, test)
     return [float(r.rating) for r in rows
-            if r.version == test.champion and r.experiment_id in challenger_experiments
+            if r.version == test.champion
             and (test.decided_at is None or r.created_at <= test.decided_at)]
 
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, BackgroundTasks, Request
 
 from services.common.app import SessionDep
 from services.common.db import transaction
+from services.common.metrics import observe_ratings
 from services.evolution import assignment, evolution, store
 from services.evolution.api.convert import ab_test_out
+from services.evolution.engine import llm_configured
 from services.evolution.errors import NoActiveVersion
-from services.evolution.evolver import llm_configured
 from services.evolution.models import PromptVersion
 from services.evolution.schedule import next_evolution_at
 from services.evolution.schemas import (
@@ -105,17 +106,18 @@ async def results(
     """
     rows = [r.model_dump() for r in body.results]
     async with transaction(request.app.state.sessions) as session:
-        recorded = await store.record_results(session, rows)
+        new = await store.record_results(session, rows)
         named = sorted({r["version"] for r in rows})
         stats = await store.performance(session, named)
-    if recorded:
+    observe_ratings(new)
+    if new:
         background.add_task(
             evolution.after_results,
             request.app.state.sessions,
             request.app.state.settings,
             request.app.state.evolver,
         )
-    return ResultsResponse(recorded=recorded, versions={v: _performance(stats, v) for v in named})
+    return ResultsResponse(recorded=len(new), versions={v: _performance(stats, v) for v in named})
 
 
 @router.get("/status", response_model=EvolutionStatus)

@@ -59,11 +59,11 @@ async def test_same_rating_delivered_twice_concurrently_is_stored_once(
     # The first delivery has inserted but not committed when the second one runs;
     # the second must neither fail nor add a row, whatever the interleaving.
     async with transaction(sessions) as first:
-        assert await store.record_results(first, [_row("r1", 4)]) == 1
+        assert len(await store.record_results(first, [_row("r1", 4)])) == 1
 
         async def second_delivery() -> int:
             async with transaction(sessions) as second:
-                return await store.record_results(second, [_row("r1", 4), _row("r2", 2)])
+                return len(await store.record_results(second, [_row("r1", 4), _row("r2", 2)]))
 
         second = asyncio.create_task(second_delivery())
         # Yield once so the second delivery normally starts before the first commits;
@@ -83,7 +83,7 @@ async def test_many_concurrent_deliveries_of_the_same_batch(
 
     async def deliver() -> int:
         async with transaction(sessions) as session:
-            return await store.record_results(session, batch)
+            return len(await store.record_results(session, batch))
 
     recorded = await asyncio.gather(*(deliver() for _ in range(6)))
     assert sum(recorded) == 5
