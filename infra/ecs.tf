@@ -63,6 +63,9 @@ locals {
       STORAGE_URL              = "s3://${aws_s3_bucket.images.bucket}/images"
       AWS_REGION               = var.region
       GATEWAY_MIGRATE_ON_START = "false"
+      # Tasks accept traffic only from the ALB and their siblings (security groups),
+      # so uvicorn may trust the ALB's X-Forwarded-* headers from any address there.
+      FORWARDED_ALLOW_IPS = "*"
     }
     optimizer = { OPTIMIZER_MIGRATE_ON_START = "false" }
     evolution = { EVOLUTION_MIGRATE_ON_START = "false" }
@@ -89,38 +92,69 @@ resource "aws_ecs_task_definition" "svc" {
   memory                   = each.value.memory
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task[each.key].arn
-  container_definitions = jsonencode([{
-    name         = each.key
-    image        = each.value.image
-    essential    = true
-    portMappings = [{ containerPort = each.value.port, protocol = "tcp" }]
-    environment = [for k, v in merge(
-      { SERVICE = each.key, PORT = tostring(each.value.port), ENVIRONMENT = "production", LOG_LEVEL = "INFO" },
-      local.environment[each.key]
+  # First a one-off `migrate` container (creates the database if needed, applies the
+  # migrations under an advisory lock), then the service, which starts only once the
+  # migration succeeded. Both get the same environment and secrets.
+  container_definitions = jsonencode([
+    {
+      name        = "migrate"
+      image       = each.value.image
+      essential   = false
+      command     = ["python", "-m", "scripts.migrate", each.key]
+      environment = local.container_environment[each.key]
+      secrets     = local.container_secrets[each.key]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.svc[each.key].name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = "${each.key}-migrate"
+        }
+      }
+    },
+    {
+      name         = each.key
+      image        = each.value.image
+      essential    = true
+      dependsOn    = [{ containerName = "migrate", condition = "SUCCESS" }]
+      portMappings = [{ containerPort = each.value.port, protocol = "tcp" }]
+      environment  = local.container_environment[each.key]
+      secrets      = local.container_secrets[each.key]
+      healthCheck = {
+        command     = ["CMD", "python", "-c", "import os,urllib.request;urllib.request.urlopen('http://127.0.0.1:'+os.environ['PORT']+'/livez')"]
+        interval    = 15
+        retries     = 3
+        startPeriod = 60 # model loading before the first answer
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.svc[each.key].name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = each.key
+        }
+      }
+    },
+  ])
+}
+
+locals {
+  container_environment = {
+    for key, svc in local.services : key => [for k, v in merge(
+      { SERVICE = key, PORT = tostring(svc.port), ENVIRONMENT = "production", LOG_LEVEL = "INFO" },
+      local.environment[key]
     ) : { name = k, value = v }]
-    secrets = concat(
+  }
+  container_secrets = {
+    for key, svc in local.services : key => concat(
       [
-        { name = "${upper(each.key)}_DATABASE_URL", valueFrom = aws_secretsmanager_secret.database_url[each.key].arn },
+        { name = "${upper(key)}_DATABASE_URL", valueFrom = aws_secretsmanager_secret.database_url[key].arn },
         { name = "SERVICE_TOKEN", valueFrom = aws_secretsmanager_secret.service_token.arn },
       ],
-      each.key == "gateway" ? [{ name = "GATEWAY_SESSION_SECRET", valueFrom = aws_secretsmanager_secret.session_secret.arn }] : [],
-      [for k in local.provider_secrets[each.key] : { name = k, valueFrom = aws_secretsmanager_secret.provider[k].arn }]
+      key == "gateway" ? [{ name = "GATEWAY_SESSION_SECRET", valueFrom = aws_secretsmanager_secret.session_secret.arn }] : [],
+      [for k in local.provider_secrets[key] : { name = k, valueFrom = aws_secretsmanager_secret.provider[k].arn }]
     )
-    healthCheck = {
-      command     = ["CMD", "python", "-c", "import os,urllib.request;urllib.request.urlopen('http://127.0.0.1:'+os.environ['PORT']+'/livez')"]
-      interval    = 15
-      retries     = 3
-      startPeriod = 60 # migrations and model loading before the first answer
-    }
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.svc[each.key].name
-        awslogs-region        = var.region
-        awslogs-stream-prefix = each.key
-      }
-    }
-  }])
+  }
 }
 
 resource "aws_ecs_service" "svc" {

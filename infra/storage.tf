@@ -67,8 +67,8 @@ resource "aws_db_instance" "main" {
   auto_minor_version_upgrade = true
 }
 
-# One database URL per service (databases afinador_<service>, created by the
-# pre-start migration task's first run; see docs/DEPLOYMENT.md).
+# One database URL per service (databases afinador_<service>, created by each task's
+# `migrate` container on its first run; see docs/DEPLOYMENT.md).
 resource "aws_secretsmanager_secret" "database_url" {
   for_each = local.services
   name     = "${local.name}/${each.key}/database-url"

@@ -17,7 +17,8 @@ from scripts.run import DEFAULT_PORTS
 ROOT = Path(__file__).resolve().parents[1]
 APP_SERVICES = tuple(SETTINGS)
 # Read by libraries or the container itself rather than by a settings class.
-GENERIC = {"SERVICE", "PORT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+GENERIC = {"SERVICE", "PORT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+           "FORWARDED_ALLOW_IPS"}  # the last is uvicorn's own
 
 
 def accepted_env(service: str) -> set[str]:
@@ -57,12 +58,23 @@ def test_compose_gateway_points_at_the_sibling_services() -> None:
     assert env["STORAGE_URL"].startswith("s3://")
 
 
-def test_compose_databases_exist_in_the_init_script() -> None:
-    init = (ROOT / "infra" / "compose" / "postgres-init.sql").read_text()
+def test_compose_migrates_every_database_before_the_services_start() -> None:
+    services = compose()["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == ["python", "-m", "scripts.migrate", "all"]
     for service in APP_SERVICES:
-        url = compose()["services"][service]["environment"][f"{service.upper()}_DATABASE_URL"]
-        database = url.rsplit("/", 1)[1]
-        assert f"CREATE DATABASE {database};" in init
+        env = services[service]["environment"]
+        key = f"{service.upper()}_DATABASE_URL"
+        assert migrate["environment"][key] == env[key]  # the same database
+        assert env[f"{service.upper()}_MIGRATE_ON_START"] == "false"
+        assert services[service]["depends_on"]["migrate"] == {
+            "condition": "service_completed_successfully"}
+
+
+def test_every_ecs_task_migrates_first() -> None:
+    text = (ROOT / "infra" / "ecs.tf").read_text()
+    assert 'command     = ["python", "-m", "scripts.migrate", each.key]' in text
+    assert 'dependsOn    = [{ containerName = "migrate", condition = "SUCCESS" }]' in text
 
 
 def test_dockerfile_starts_the_named_service_module() -> None:
@@ -144,3 +156,46 @@ def test_terraform_files_are_formatted() -> None:
     done = subprocess.run([terraform, "fmt", "-check", "-recursive", "-diff", str(ROOT / "infra")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_migrate_creates_a_missing_postgres_database_and_two_runs_do_not_collide() -> None:
+    import os
+    import secrets
+    import subprocess
+    import sys
+
+    from sqlalchemy import make_url
+
+    base = os.environ.get("TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("PostgreSQL case skipped: TEST_POSTGRES_URL is not set")
+    name = f"afinador_migrate_{secrets.token_hex(4)}"
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    env = {**os.environ, "GATEWAY_DATABASE_URL": url}
+    try:
+        # Two tasks starting at once, as two processes (Alembic is one per process).
+        runs = [subprocess.Popen([sys.executable, "-m", "scripts.migrate", "gateway"],
+                                 cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+        outcomes = [(run.wait(120), run.stderr.read() if run.stderr else "") for run in runs]
+        assert [code for code, _ in outcomes] == [0, 0], outcomes
+        import asyncio
+
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        async def versions() -> list[str]:
+            engine = create_async_engine(url)
+            try:
+                async with engine.connect() as conn:
+                    rows = await conn.execute(text("SELECT version_num FROM "
+                                                   "alembic_version_gateway"))
+                    return [r[0] for r in rows]
+            finally:
+                await engine.dispose()
+
+        assert len(asyncio.run(versions())) == 1
+    finally:
+        from services.common.testing import _admin
+
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -8,13 +8,19 @@ when Alembic is run from the command line, from the service's settings.
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import Callable
 
 from alembic import context
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 from sqlalchemy.pool import NullPool
+
+
+def lock_key(version_table: str) -> int:
+    """A stable advisory-lock key for one migration history (signed 32-bit range)."""
+    return zlib.crc32(f"afinador-migrate:{version_table}".encode()) - 2**31
 
 
 def run_env(metadata: MetaData, default_url: Callable[[], str], version_table: str) -> None:
@@ -41,9 +47,20 @@ def run_env(metadata: MetaData, default_url: Callable[[], str], version_table: s
         return
 
     def do_run(connection: Connection) -> None:
-        configure(connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        # Two tasks starting together must not migrate at once: on PostgreSQL the
+        # second waits on an advisory lock (per version table) and then finds
+        # nothing left to do.
+        locked = connection.dialect.name == "postgresql"
+        if locked:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key(table)})
+        try:
+            configure(connection)
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            if locked:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                   {"key": lock_key(table)})
 
     async def run_async() -> None:
         engine = async_engine_from_config(

@@ -27,6 +27,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common import metrics
 from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.gateway.errors import ProviderError
@@ -202,7 +203,8 @@ class JobRunner:
         )
         generation = asyncio.create_task(provider.generate(request, progress))
         try:
-            result = await generation
+            with metrics.time_provider_generation(variant.provider):
+                result = await generation
         except asyncio.CancelledError:
             if not abandoned:
                 raise  # the worker itself is shutting down; the lease will expire

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from services.common.app import build_app
 from services.common.errors import DATABASE_DOWN
-from services.gateway import accounts, selection
+from services.gateway import accounts, gauges, selection
 from services.gateway.api import auth, enhance, images, pages, prompts_pages, train
 from services.gateway.api.errors import install_error_handlers
 from services.gateway.clients import ServiceClients
@@ -56,10 +57,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                         "`python -m scripts.users add NAME --role admin|trainer`)", *created)
         runner.start()
         outbox.start()
+        app.state.gauges = asyncio.create_task(gauges.keep_refreshed(app.state.sessions))
         log.info("providers enabled: %s", ", ".join(sorted(providers)))
 
     async def stop_background(app: FastAPI) -> None:
         ctx: Context = app.state.context
+        app.state.gauges.cancel()
         await ctx.jobs.stop()
         await ctx.outbox.stop()
         await ctx.clients.aclose()

@@ -33,6 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common import metrics
 from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.common.errors import ServiceUnavailable
@@ -237,6 +238,7 @@ class OutboxDeliverer:
                 update(OutboxMessage).where(OutboxMessage.id.in_([m.id for m in batch]))
                 .values(delivered_at=utcnow(), lease_expires_at=None,
                         attempts=OutboxMessage.attempts + 1, last_error=None))
+        metrics.count_outbox_delivered(batch[0].target, len(batch))
         log.info("delivered %d rating(s) to %s", len(batch), batch[0].target)
 
     async def _reject(self, batch: list[OutboxMessage], refused: SiblingRefused) -> None:

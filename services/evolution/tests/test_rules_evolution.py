@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_baseline_and_every_bank_phrase_respect_the_hard_rules(mode: str) -> Non
         (None, None, "nothing changed"),
     ],
 )
-def test_rule_breaking_texts_are_rejected_with_the_reason(prompt_edit, negative_edit,
+def test_rule_breaking_texts_are_rejected_with_the_reason(prompt_edit: Any, negative_edit: Any,
                                                           expected: str) -> None:
     base = pair("structure")
     prompt = prompt_edit(base["prompt"]) if prompt_edit else base["prompt"]

@@ -37,9 +37,12 @@ def login_url(next_path: str) -> str:
     return "/login?next=" + quote(next_path, safe="")
 
 
+JSON_PATHS = ("/api/", "/images/", "/healthz", "/livez", "/readyz", "/metrics")
+
+
 def wants_json(request: Request) -> bool:
     """The JSON API and stored images answer JSON; pages and their forms answer HTML."""
-    return request.url.path.startswith(("/api/", "/images/", "/healthz", "/livez", "/readyz"))
+    return request.url.path.startswith(JSON_PATHS)
 
 
 def wants_partial(request: Request) -> bool:

@@ -10,6 +10,8 @@ import asyncio
 import re
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -58,7 +60,8 @@ def origin_headers() -> dict[str, str]:
     return {"Origin": "http://testserver"}
 
 
-def sign_in_browser(client: TestClient, username: str, password: str = TEST_PASSWORD):
+def sign_in_browser(client: TestClient, username: str, password: str = TEST_PASSWORD
+                    ) -> Any:
     return client.post("/login", data={"username": username, "password": password,
                                        "next": "/train/history"},
                        headers=origin_headers(), follow_redirects=False)
@@ -75,9 +78,10 @@ def test_every_route_refuses_anonymous_callers(anonymous_gateway: TestClient) ->
     for method, path in routes:
         answer = anonymous_gateway.request(method, path, follow_redirects=False,
                                            headers={"accept": "text/html"})
-        if path.startswith(("/api/", "/images/")):
+        if path.startswith(("/api/", "/images/", "/metrics")):
             assert answer.status_code == 401, (method, path, answer.status_code)
-            assert "Inicia sesión" in answer.json()["detail"]
+            assert ("Inicia sesión" in answer.json()["detail"]  # a user is needed
+                    or path == "/metrics" and "token de servicio" in answer.json()["detail"])
         else:
             assert answer.status_code in (303, 401), (method, path, answer.status_code)
             target = answer.headers.get("location") or answer.headers.get("hx-redirect") or ""
@@ -266,7 +270,7 @@ def test_admin_adds_a_trainer_who_can_then_sign_in(anonymous_gateway: TestClient
     assert sign_in_browser(client, "tina", "una-clave-larga").status_code == 303
 
 
-def test_command_line_manages_users(tmp_path, monkeypatch: pytest.MonkeyPatch,
+def test_command_line_manages_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("AFINADOR_PASSWORD", "una-clave-larga")
@@ -287,7 +291,7 @@ def test_command_line_manages_users(tmp_path, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.mark.parametrize("token", ["x", "afinador-dev-token", "a" * 31])
-def test_production_refuses_weak_secrets(tmp_path, token: str) -> None:
+def test_production_refuses_weak_secrets(tmp_path: Path, token: str) -> None:
     with pytest.raises(ValueError, match="at least 32"):
         GatewaySettings(environment="production", service_token=token, data_dir=tmp_path,
                         session_secret="s" * 40)
