@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from services.common.app import build_app
 from services.gateway import selection
-from services.gateway.api import enhance, images, pages, prompts_pages, train
+from services.gateway.api import enhance, images, insight, pages, prompts_pages, train
 from services.gateway.clients import ServiceClients
 from services.gateway.jobs import JobRunner
 from services.gateway.outbox import OutboxDeliverer
@@ -56,7 +56,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Afinador gateway",
         description="Trainer pages and the public training API.",
         migrations_dir=Path(__file__).parent / "migrations",
-        public_routers=[enhance.router, train.router, images.router, pages.router,
+        public_routers=[enhance.router, train.router, images.router, insight.router, pages.router,
                         prompts_pages.router],
         on_startup=[start_background],
         on_shutdown=[stop_background],

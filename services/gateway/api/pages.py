@@ -63,12 +63,6 @@ async def train_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLRe
                   max_mb=ctx.settings.max_upload_bytes // (1024 * 1024))
 
 
-@router.get("/train/history")
-async def history_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
-    history = await training.training_history(ctx, limit=100)
-    return render(request, lang, "history.html", page="history", history=history)
-
-
 @router.get("/train/status-panel")
 async def status_panel(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
     status = await training.training_status(ctx)
