@@ -256,7 +256,7 @@ def interval_chart(*, chart_id: str, title: str, x_label: str, rows: Sequence[In
     """One row per category: the mean (dot), its interval (whisker) and the count."""
     row_height = 30
     height = MARGIN_TOP + MARGIN_BOTTOM + row_height * max(len(rows), 1)
-    left = 150
+    left = 200
     axes = Axes(x_range[0], x_range[1], 0, max(len(rows), 1), width=width - 60,
                 height=height, left=left)
     parts = _open(title, chart_id, width, height)
@@ -264,8 +264,9 @@ def interval_chart(*, chart_id: str, title: str, x_label: str, rows: Sequence[In
     parts += _axes(axes, x_ticks, [], x_label, "")
     for index, row in enumerate(rows):
         y = MARGIN_TOP + row_height * index + row_height / 2
+        name = row.label if len(row.label) <= 30 else row.label[:29] + "\u2026"
         parts.append(f'<text class="row-label" x="{left - 8}" y="{_f(y + 4)}" '
-                     f'text-anchor="end">{escape(row.label[:22])}</text>')
+                     f'text-anchor="end">{escape(name)}</text>')
         low, high = max(row.low, x_range[0]), min(row.high, x_range[1])
         parts.append(f'<line class="whisker" x1="{_f(axes.x(low))}" y1="{_f(y)}" '
                      f'x2="{_f(axes.x(high))}" y2="{_f(y)}"/>')

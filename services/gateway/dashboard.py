@@ -127,6 +127,8 @@ def _story(status: dict[str, Any], t: Translator) -> dict[str, Any]:
     certainty = conv.get("probability_within")
     if samples == 0:
         stage = "empty"
+    elif not status["services"].get("optimizer"):
+        stage = "unknown"
     elif certainty is None:
         stage = "starting"
     elif certainty >= 0.9:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 
 from services.common.parameter_space import to_native
+from services.common.testing import make_test_image
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, Image, Rating, Variant
 from services.gateway.training import Context
@@ -39,8 +40,16 @@ def spec(i: int) -> dict[str, object]:
     }
 
 
-async def _insert(ctx: Context, count: int, start: datetime) -> list[Seeded]:
+async def _insert(ctx: Context, count: int, start: datetime, blobs: bool) -> list[Seeded]:
     out = []
+    if blobs:
+        for i in range(count):
+            await ctx.blobs.put(f"originals/seed{i}.jpg",
+                                make_test_image(320, 240, "JPEG", seed=i), "image/jpeg")
+            for option in ("A", "B"):
+                await ctx.blobs.put(f"enhanced/seed{i}{option}.jpg",
+                                    make_test_image(320, 240, "JPEG", seed=100 + 2 * i
+                                                    + (option == "B")), "image/jpeg")
     async with ctx.sessions() as session, session.begin():
         for i in range(count):
             s = spec(i)
@@ -87,7 +96,8 @@ async def _insert(ctx: Context, count: int, start: datetime) -> list[Seeded]:
     return out
 
 
-def seed(gateway: TestClient, count: int, start: datetime = START) -> list[Seeded]:
+def seed(gateway: TestClient, count: int, start: datetime = START, blobs: bool = False
+         ) -> list[Seeded]:
     ctx: Context = gateway.app.state.context  # type: ignore[attr-defined]
     assert gateway.portal is not None
-    return gateway.portal.call(_insert, ctx, count, start)
+    return gateway.portal.call(_insert, ctx, count, start, blobs)
