@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +19,7 @@ from services.gateway.tests.insight_seed import Seeded, seed
 COUNT = 30
 
 
-def ratings_of(seeded: list[Seeded]) -> list[dict[str, object]]:
+def ratings_of(seeded: list[Seeded]) -> list[dict[str, Any]]:
     out = []
     for s in seeded:
         for option in ("A", "B"):
@@ -29,7 +30,7 @@ def ratings_of(seeded: list[Seeded]) -> list[dict[str, object]]:
     return out
 
 
-def experiments(gateway: TestClient, **params: object) -> dict:
+def experiments(gateway: TestClient, **params: Any) -> dict:
     answer = gateway.get("/api/train/experiments", params={"per_page": 200, **params})
     assert answer.status_code == 200, answer.text
     return answer.json()
@@ -38,7 +39,7 @@ def experiments(gateway: TestClient, **params: object) -> dict:
 def test_filters_select_the_right_experiments_and_ratings(gateway: TestClient) -> None:
     seeded = seed(gateway, COUNT)
     rows = ratings_of(seeded)
-    cases: list[tuple[dict[str, object], object]] = [
+    cases: list[tuple[dict[str, Any], Any]] = [
         ({"trainer": "bea"}, lambda r: r["rated_by"] == "bea"),
         ({"provider": "leonardo"}, lambda r: r["provider"] == "leonardo"),
         ({"prompt_version": "v1.1.0"}, lambda r: r["prompt_version"] == "v1.1.0"),
@@ -51,7 +52,7 @@ def test_filters_select_the_right_experiments_and_ratings(gateway: TestClient) -
          lambda r: "2026-11-03" <= r["created_at"].date().isoformat() <= "2026-11-04"),
     ]
     for params, keep in cases:
-        expected = [r for r in rows if keep(r)]  # type: ignore[operator]
+        expected = [r for r in rows if keep(r)]
         body = experiments(gateway, **params)
         assert body["ratings"] == len(expected), params
         assert {e["experiment_id"] for e in body["experiments"]} == \
@@ -104,7 +105,7 @@ def test_pagination_and_sorting_cover_every_experiment_once(gateway: TestClient)
 
 def test_export_csv_parses_back_to_the_same_ratings_as_json(gateway: TestClient) -> None:
     seeded = seed(gateway, COUNT)
-    params = {"provider": "local", "rating_min": 2}
+    params: dict[str, Any] = {"provider": "local", "rating_min": 2}
     as_json = gateway.get("/api/train/export", params={"format": "json", **params})
     assert as_json.status_code == 200
     body = as_json.json()
