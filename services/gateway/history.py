@@ -51,7 +51,8 @@ class HistoryFilters(BaseModel):
     rating_min: int | None = Field(default=None, ge=1, le=5)
     rating_max: int | None = Field(default=None, ge=1, le=5)
 
-    @field_validator("trainer", "provider", "prompt_version", "tz", mode="before")
+    @field_validator("date_from", "date_to", "trainer", "provider", "prompt_version", "tz",
+                     "mode", "rating_min", "rating_max", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -152,6 +152,10 @@ def test_history_page_renders_one_row_per_experiment_with_a_chart(gateway: TestC
     assert page.text.count('<tr data-experiment="') == 4  # ana rated 4 of 12
     assert len(re.findall(r'class="pt dot-ratings" data-series="ratings"', page.text)) == 8
     assert "/api/train/export?format=csv&amp;trainer=ana" in page.text
+    # The form sends every field, empty ones as "": they mean "any".
+    blank = gateway.get("/train/history?tz=&date_from=&date_to=&trainer=ana&provider="
+                        "&prompt_version=&mode=&rating_min=&rating_max=&sort=newest&per_page=20")
+    assert blank.status_code == 200 and blank.text.count('<tr data-experiment="') == 4
     english = gateway.get("/train/history", params={"lang": "en"})
     assert "Ratings in the selection" in english.text and "Valoraciones" not in english.text
 
