@@ -45,6 +45,10 @@ def browser() -> Any:
             browser.close()
 
 
+def wait_ready(client: httpx.Client, url: str) -> None:
+    wait_for(lambda: client.get(url).json()["status"] == "ready", 60, "generation")
+
+
 def rate_some(gateway: str) -> None:
     with httpx.Client(base_url=gateway, timeout=30) as client:
         for index, ((a, b), trainer) in enumerate(zip(RATINGS, TRAINERS, strict=True)):
@@ -53,8 +57,7 @@ def rate_some(gateway: str) -> None:
                           "image/png")})
             assert created.status_code == 202, created.text
             experiment_id = created.json()["experiment_id"]
-            wait_for(lambda: client.get(f"/api/experiments/{experiment_id}").json()["status"]
-                     == "ready", 60, "generation")
+            wait_ready(client, f"/api/experiments/{experiment_id}")
             rated = client.post("/api/train/rate", json={
                 "experiment_id": experiment_id, "rated_by": trainer,
                 "ratings": [{"option": "A", "rating": a, "comments": "un poco plano"},

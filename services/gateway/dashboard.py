@@ -1,6 +1,6 @@
 """The status page's content: where learning stands, in words and charts.
 
-Everything shown comes from ``/api/train/status`` (:func:`training.training_status`,
+Everything shown comes from ``/api/train/status`` (:func:`reports.training_status`,
 so page and API cannot disagree) plus the gateway's own ratings and three optional
 sources that degrade to "sin datos" when absent:
 
@@ -46,9 +46,10 @@ from services.common.errors import ServiceUnavailable
 from services.common.parameter_space import DIMENSIONS, from_native
 from services.gateway import charts
 from services.gateway.charts import Band, Interval, RefLine, Series, format_number
+from services.gateway.context import Context
 from services.gateway.i18n import Translator
 from services.gateway.models import Experiment, Rating, Variant
-from services.gateway.training import Context, provider_label, training_status
+from services.gateway.reports import training_status
 
 log = logging.getLogger(__name__)
 
@@ -157,22 +158,6 @@ async def _ratings(ctx: Context) -> list[tuple[Rating, Variant, Experiment]]:
     return [(r, v, e) for r, v, e in rows]
 
 
-async def rejected_deliveries(ctx: Context) -> dict[str, int]:
-    """Undelivered messages the target refused (HTTP 4xx): retrying will not help, an
-    administrator has to look. The outbox records the refusal in ``last_error``."""
-    from sqlalchemy import func
-
-    from services.gateway.models import OutboxMessage
-
-    async with ctx.sessions() as session:
-        rows = (await session.execute(
-            select(OutboxMessage.target, func.count())
-            .where(OutboxMessage.delivered_at.is_(None),
-                   OutboxMessage.last_error.like("Client error%"))
-            .group_by(OutboxMessage.target))).all()
-    return {target: int(n) for target, n in rows}
-
-
 async def _successful_images(ctx: Context) -> dict[str, int]:
     from sqlalchemy import func
 
@@ -238,11 +223,12 @@ def _parse_time(value: Any) -> datetime | None:
 
 async def build_status_view(ctx: Context, t: Translator) -> StatusView:
     enabled = sorted(ctx.providers)
-    status, rows, successes, history, pd, abtests = await asyncio.gather(
+    status_model, rows, successes, history, pd, abtests = await asyncio.gather(
         training_status(ctx), _ratings(ctx), _successful_images(ctx),
         _optional(ctx.clients.recommendation_history(), "optimizer recommendations"),
         _optional(ctx.clients.partial_dependence(enabled), "optimizer partial dependence"),
         _optional(ctx.clients.ab_tests(), "evolution A/B tests"))
+    status = status_model.model_dump()
     lang = t.lang
     story = _story(status, t)
     recommended = readable_parameters(status.get("recommended_parameters"), t)
@@ -254,7 +240,7 @@ async def build_status_view(ctx: Context, t: Translator) -> StatusView:
         post = posterior.get(name) or {}
         has_data = successes.get(name, 0) > 0
         providers.append({
-            "name": name, "label": provider_label(ctx, name, lang), "enabled": name in enabled,
+            "name": name, "label": ctx.provider_label(name, lang), "enabled": name in enabled,
             "images": successes.get(name, 0), "has_data": has_data,
             "probability_best": post.get("probability_best") if has_data else None,
             "predicted_rating": post.get("predicted_rating") if has_data else None,
@@ -264,7 +250,7 @@ async def build_status_view(ctx: Context, t: Translator) -> StatusView:
 
     chart_list = [
         _rating_chart(rows, status, history, t),
-        _group_chart("providers", [provider_label(ctx, v.provider, lang) for _, v, _ in rows],
+        _group_chart("providers", [ctx.provider_label(v.provider, lang) for _, v, _ in rows],
                      [r.rating for r, _, _ in rows], t),
         _group_chart("versions", [v.prompt_version for _, v, _ in rows],
                      [r.rating for r, _, _ in rows], t),
@@ -276,9 +262,7 @@ async def build_status_view(ctx: Context, t: Translator) -> StatusView:
         chart_list.append(ab["chart"])
 
     pending = status.get("pending_deliveries") or {}
-    rejected = status.get("rejected_deliveries")
-    if rejected is None:
-        rejected = await rejected_deliveries(ctx)
+    rejected = status.get("rejected_deliveries") or {}
     return StatusView(
         status=status, story=story, recommended=recommended, providers=providers, ab=ab,
         charts=chart_list, pending_total=sum(pending.values()),

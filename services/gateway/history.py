@@ -26,14 +26,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
 from services.common.errors import ValidationFailed
 from services.common.parameter_space import DIMENSION_NAMES, from_native
+from services.gateway.context import Context, image_url
 from services.gateway.models import Experiment, Image, Rating, Variant
-from services.gateway.training import Context, image_url, provider_label
 
 Sort = Literal["newest", "oldest", "rating_desc", "rating_asc"]
 
@@ -54,17 +54,15 @@ class HistoryFilters(BaseModel):
     @field_validator("date_from", "date_to", "trainer", "provider", "prompt_version", "tz",
                      "mode", "rating_min", "rating_max", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
+    def _blank_is_none(cls, value: Any, info: ValidationInfo) -> Any:
         if isinstance(value, str):
             value = value.strip()
-            return value or None
+            return value or ("UTC" if info.field_name == "tz" else None)
         return value
 
     @field_validator("tz", mode="after")
     @classmethod
-    def _known_zone(cls, value: str | None) -> str:
-        if value is None:
-            return "UTC"
+    def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -210,7 +208,7 @@ async def history_page(ctx: Context, filters: HistoryFilters, sort: Sort = "newe
             options.append(HistoryOption(
                 option=v.option or "", variant_id=v.id,
                 image_url=image_url(v.image_id) if v.image_id else None,
-                provider=v.provider, provider_label=provider_label(ctx, v.provider, lang),
+                provider=v.provider, provider_label=ctx.provider_label(v.provider, lang),
                 parameters=v.parameters, prompt_version=v.prompt_version,
                 prompt_arm=v.prompt_arm, rating=r.rating if r else None,
                 comments=r.comments if r else None, rated_by=r.rated_by if r else None,

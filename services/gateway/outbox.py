@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +19,10 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.common.errors import ServiceUnavailable
+from services.common.http import SiblingRefused
 from services.gateway.clients import ServiceClients
 from services.gateway.models import Experiment, OutboxMessage, Rating, Variant
 from services.gateway.settings import GatewaySettings
@@ -151,7 +152,7 @@ class OutboxDeliverer:
     async def _deliver(self, message: OutboxMessage) -> bool:
         try:
             await self._send(message)
-        except (ServiceUnavailable, httpx.HTTPError, OSError) as exc:
+        except (ServiceUnavailable, SiblingRefused, httpx.HTTPError, OSError) as exc:
             await self._reschedule(message, exc)
             return False
         async with self.sessions() as session, session.begin():
@@ -163,9 +164,8 @@ class OutboxDeliverer:
 
     async def _reschedule(self, message: OutboxMessage, exc: Exception) -> None:
         attempts = message.attempts + 1
-        delay = min(self.settings.outbox_max_backoff_seconds, 2.0 ** attempts)
-        delay *= 0.5 + random.random()
-        rejected = isinstance(exc, httpx.HTTPStatusError)
+        delay = backoff_delay(attempts, base=1.0, cap=self.settings.outbox_max_backoff_seconds)
+        rejected = isinstance(exc, SiblingRefused)
         level = logging.ERROR if rejected else logging.WARNING
         log.log(level, "rating %s not delivered to %s (attempt %d, next in %.1fs): %s",
                 message.rating_id, message.target, attempts, delay, exc)
@@ -185,3 +185,18 @@ async def pending_counts(session: AsyncSession) -> dict[str, int]:
         .group_by(OutboxMessage.target)
     )
     return {target: count for target, count in rows.all()}
+
+
+async def rejected_counts(session: AsyncSession) -> dict[str, int]:
+    """Undelivered messages the target refused (HTTP 4xx, recorded in ``last_error`` by
+    :meth:`OutboxDeliverer._reschedule`): retrying will not help, an administrator has to
+    look at them."""
+    from sqlalchemy import func
+
+    rows = await session.execute(
+        select(OutboxMessage.target, func.count())
+        .where(OutboxMessage.delivered_at.is_(None),
+               OutboxMessage.last_error.like("Client error%"))
+        .group_by(OutboxMessage.target)
+    )
+    return {target: int(count) for target, count in rows.all()}

@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from services.common.errors import ServiceUnavailable
 from services.gateway import agreement
 from services.gateway.agreement import RatingRecord
+from services.gateway.context import Context
 from services.gateway.models import Experiment, Rating, Variant
-from services.gateway.training import Context
 
 log = logging.getLogger(__name__)
 

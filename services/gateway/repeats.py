@@ -30,9 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
+from services.gateway.context import Context
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, Rating, Variant
-from services.gateway.training import Context
 
 log = logging.getLogger(__name__)
 

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from services.common.errors import ValidationFailed
+
 Mode = Literal["structure", "surfaces"]
 Option = Literal["A", "B"]
+
+
+def parse_stars(value: Any) -> int:
+    """Whole stars from 1 to 5, given as a number or a numeric string.
+
+    Raises:
+        ValidationFailed: anything else (``"inf"``, ``"NaN"``, 4.5, ``True``…).
+    """
+    problem = ValidationFailed(
+        f"La puntuación debe ser un número entero de 1 a 5 (recibido {str(value)[:20]!r}).",
+        f"The rating must be a whole number from 1 to 5 (got {str(value)[:20]!r}).")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise problem
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise problem from exc
+    if not math.isfinite(number) or number != int(number) or not 1 <= number <= 5:
+        raise problem
+    return int(number)
 
 
 class OptionOut(BaseModel):
@@ -59,15 +82,7 @@ class RatingIn(BaseModel):
     @field_validator("rating", mode="before")
     @classmethod
     def _whole_stars(cls, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ValueError("la puntuación debe ser un número entero de 1 a 5")
-        try:
-            number = float(value)
-        except ValueError as exc:
-            raise ValueError("la puntuación debe ser un número entero de 1 a 5") from exc
-        if number != int(number) or not 1 <= number <= 5:
-            raise ValueError(f"la puntuación debe ser un entero de 1 a 5 (recibido {value})")
-        return int(number)
+        return parse_stars(value)
 
 
 class RateIn(BaseModel):
@@ -85,3 +100,113 @@ class RateOut(BaseModel):
     phase_1_complete: bool
     rating_ids: list[str]
     deliveries: dict[str, bool]
+
+
+# status (seeds' /api/train/status, plus what the status panel shows) -------------------
+class Phase1Status(BaseModel):
+    active: bool
+    samples_collected: int
+    best_rating: float | None
+    convergence: float | None = Field(description="The optimizer's convergence score, 0–1.")
+    estimated_trials_remaining: int
+    complete_reason: str | None = Field(
+        description="samples | best_rating | the optimizer's own reason; null while active.")
+    posterior_convergence: dict[str, Any] | None = Field(
+        None, description="The optimizer's posterior certainty about its optimum (its JSON).")
+    predicted_rating: float | None = None
+    predicted_rating_interval: list[float] | None = None
+    target_samples: int
+    target_rating: float
+
+
+class LiveAccuracy(BaseModel):
+    """How the reward model's recorded predictions compare with the ratings given later."""
+
+    n: int
+    mae: float | None
+    within_half: float | None
+
+
+class Phase2Status(BaseModel):
+    active: bool
+    training_samples: int | None
+    model_accuracy: float | None = Field(
+        description="Held-out share of predictions within ±0.5 stars.")
+    model_version: str | None
+    heldout_metrics: dict[str, Any] | None = Field(
+        None, description="The reward service's held-out figures for the active model.")
+    ready_for_inference: bool
+    live_accuracy: LiveAccuracy
+
+
+class PromptEvolutionStatus(BaseModel):
+    current_version: str | None
+    last_evolution: str | None
+    next_evolution_at_sample: int | None
+
+
+class CurrentBest(BaseModel):
+    api: str | None
+    avg_rating: float | None
+    parameters: dict[str, Any] | None
+    best_rating: float | None
+
+
+class ProviderPosterior(BaseModel):
+    probability_best: float | None
+    predicted_rating: float | None
+
+
+class ProviderPerformance(BaseModel):
+    avg_rating: float
+    count: int
+
+
+class TrainingStatus(BaseModel):
+    phase_1: Phase1Status
+    phase_2: Phase2Status
+    prompt_evolution: PromptEvolutionStatus
+    current_best: CurrentBest
+    recommended_parameters: dict[str, Any] | None
+    provider_posterior: dict[str, ProviderPosterior]
+    api_performance: dict[str, ProviderPerformance]
+    services: dict[str, bool] = Field(
+        description="Whether each learning service (optimizer, evolution, reward) answered.")
+    pending_deliveries: dict[str, int] = Field(
+        description="Ratings saved but not yet delivered, per learning service.")
+    rejected_deliveries: dict[str, int] = Field(
+        default_factory=dict,
+        description="Of those, the ones the service refused (HTTP 4xx): retrying will not "
+        "help; an administrator has to look.")
+
+
+# history (seeds' /api/train/history) -----------------------------------------------------
+class HistoryOption(BaseModel):
+    option: str
+    rating: float
+    api: str
+    parameters: dict[str, Any]
+    prompt_version: str
+    comments: str
+    rated_by: str
+    image_url: str | None
+
+
+class HistoryExperiment(BaseModel):
+    experiment_id: str
+    created_at: datetime | None
+    options: list[HistoryOption]
+
+
+class HistoryAnalytics(BaseModel):
+    total_samples: int
+    avg_rating: float | None
+    rating_trend: list[float] = Field(
+        description="Mean rating of each run of 10 ratings, oldest first.")
+    best_parameters: dict[str, Any] | None
+    api_performance: dict[str, ProviderPerformance]
+
+
+class TrainingHistory(BaseModel):
+    experiments: list[HistoryExperiment]
+    analytics: HistoryAnalytics

@@ -13,19 +13,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from services.common.errors import AfinadorError, NotFound, ValidationFailed
+from services.common.errors import NotFound, ValidationFailed
 from services.gateway import dashboard, history, quality, repeats
 from services.gateway.api.deps import ContextDep, LangDep
-from services.gateway.api.pages import render, render_error
+from services.gateway.api.rendering import render, translator
 from services.gateway.charts import format_number, format_percent
 from services.gateway.i18n import Translator
 
 router = APIRouter()
 SORTS = ("newest", "oldest", "rating_desc", "rating_asc")
-
-
-def _translator(request: Request, lang: str) -> Translator:
-    return Translator(request.app.state.settings.web_dir / "locales", lang)
 
 
 def _formatters(lang: str) -> dict[str, Any]:
@@ -47,7 +43,7 @@ def _filters_from(request: Request) -> history.HistoryFilters:
 # status ------------------------------------------------------------------------------
 @router.get("/status", include_in_schema=False)
 async def status_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
-    t = _translator(request, lang)
+    t = translator(request, lang)
     view = await dashboard.build_status_view(ctx, t)
     return render(request, lang, "status.html", page="status", view=view,
                   status=view.status, **_formatters(lang))
@@ -58,40 +54,23 @@ async def status_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLR
 async def history_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
     params = request.query_params
     sort = params.get("sort") or "newest"
+    if sort not in SORTS:
+        raise ValidationFailed("Orden desconocido.", "Unknown sort order.")
     try:
-        filters = _filters_from(request)
         page = int(params.get("page") or 1)
         per_page = min(max(int(params.get("per_page") or 20), 5), 100)
-        if sort not in SORTS:
-            raise ValidationFailed("Orden desconocido.", "Unknown sort order.")
-        result = await history.history_page(ctx, filters, sort, page, per_page,  # type: ignore[arg-type]
-                                            lang)
     except ValueError as exc:
-        error: AfinadorError = ValidationFailed("Número de página no válido.",
-                                                "Invalid page number.")
-        if isinstance(exc, AfinadorError):
-            error = exc
-        return _history_error(request, lang, error)
-    except AfinadorError as error:
-        return _history_error(request, lang, error)
+        raise ValidationFailed("Número de página no válido.", "Invalid page number.") from exc
+    filters = _filters_from(request)
+    result = await history.history_page(ctx, filters, sort, page, per_page,  # type: ignore[arg-type]
+                                        lang)
     choices = await history.filter_choices(ctx)
     rows = await history.export_rows(ctx, filters)
     chart = dashboard.history_chart([(r.rating, r.provider, r.prompt_version) for r in rows],
-                                    _translator(request, lang))
+                                    translator(request, lang))
     return render(request, lang, "history.html", page="history", result=result,
                   filters=filters, choices=choices, sort=sort, per_page=per_page, chart=chart,
                   query=filters.query_string(), **_formatters(lang))
-
-
-def _history_error(request: Request, lang: str, error: AfinadorError) -> HTMLResponse:
-    if request.headers.get("HX-Request") == "true":
-        return render_error(request, lang, error)
-    message = error.message_en if lang == "en" else error.message_es
-    return render(request, lang, "history.html", page="history", result=None,
-                  filters=history.HistoryFilters(), choices=None, sort="newest", per_page=20,
-                  chart=None,
-                  query="", error_message=message, status_code=error.status_code,
-                  **_formatters(lang))
 
 
 @router.get("/api/train/experiments", tags=["training"])
@@ -140,7 +119,7 @@ async def quality_api(ctx: ContextDep) -> quality.QualityReport:
 
 @router.get("/quality", include_in_schema=False)
 async def quality_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
-    t = _translator(request, lang)
+    t = translator(request, lang)
     report = await quality.quality_report(ctx)
     chart = _alpha_chart(report, t)
     return render(request, lang, "quality.html", page="quality", report=report,
@@ -185,7 +164,7 @@ async def create_repeat(body: RepeatIn, ctx: ContextDep) -> RepeatOut:
     quality). Its ratings are ordinary ratings of the same images."""
     import random
 
-    from services.gateway.training import load_experiment
+    from services.gateway.experiments import load_experiment
 
     source_id = body.experiment_id
     if source_id is None:

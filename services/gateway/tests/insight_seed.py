@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from services.common.parameter_space import to_native
 from services.common.testing import make_test_image
+from services.gateway.context import Context
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, Image, Rating, Variant
-from services.gateway.training import Context
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
