@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
 from services.common.errors import ValidationFailed
-from services.gateway import experiments, ratings, reports
+from services.gateway import experiments, ratings, repeats, reports
 from services.gateway.api.deps import ContextDep, LangDep
 from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
@@ -124,6 +124,10 @@ async def variant_action(variant_id: str, action: Literal["retry", "cancel"], re
 @router.post("/train/rate")
 async def rate(form: Annotated[RateForm, Form()], request: Request, ctx: ContextDep,
                lang: LangDep) -> HTMLResponse:
-    result = await ratings.rate_experiment(ctx, form.to_rate_in())
+    body = form.to_rate_in()
+    result = await ratings.rate_experiment(ctx, body)
     status = await reports.training_status(ctx)
-    return render(request, lang, "partials/rated.html", result=result, status=status)
+    # Rater quality: now and then the next pair is an earlier one again, blind.
+    repeat = await repeats.maybe_repeat(ctx, body.rated_by)
+    return render(request, lang, "partials/rated.html", result=result, status=status,
+                  repeat_id=repeat.id if repeat else None)

@@ -289,3 +289,25 @@ def test_untimed_export_has_utc_times(gateway: TestClient) -> None:
     row = gateway.get("/api/train/export", params={"format": "json"}).json()["rows"][0]
     assert datetime.fromisoformat(row["experiment_created_at"].replace("Z", "+00:00")) == \
         seeded[0].created_at.astimezone(UTC)
+
+
+def test_rating_on_the_page_offers_a_blind_repeat_at_the_configured_share(
+        gateway_settings: Any) -> None:
+    from services.gateway.main import create_app
+
+    gateway_settings.repeat_share = 1.0  # every rating is followed by a repeat
+    with TestClient(create_app(gateway_settings)) as gateway:
+        seeded = seed(gateway, 2, blobs=True)
+        fresh = gateway.post("/api/train/repeats", json={
+            "rated_by": "ana", "experiment_id": seeded[1].experiment_id}).json()
+        answer = gateway.post("/train/rate", data={
+            "experiment_id": fresh["experiment_id"], "rated_by": "ana",
+            "rating_A": "4", "rating_B": "2"}, headers={"HX-Request": "true"})
+        assert answer.status_code == 200, answer.text
+        offer = re.search(r'hx-get="/train/experiments/(exp_[0-9a-f]+)"', answer.text)
+        assert offer, answer.text
+        shown = gateway.get(f"/train/experiments/{offer.group(1)}")
+        assert shown.status_code == 200 and 'id="rating-form"' in shown.text
+        body = gateway.get(f"/api/experiments/{offer.group(1)}").json()
+        assert body["status"] == "ready"
+        assert all(o["rating"] is None for o in body["options"])
