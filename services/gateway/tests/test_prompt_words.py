@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_automatic_reasons_in_words() -> None:
 
 
 def test_the_diff_covers_every_enabled_provider() -> None:
-    diff = {"from": "v1", "to": "v2", "changed": True, "defaults": [], "entries": [
+    diff: dict[str, Any] = {"from": "v1", "to": "v2", "changed": True, "defaults": [], "entries": [
         {"provider": p, "mode": "structure", "field": f, "changed": True, "terms": []}
         for p in ("leonardo", "stablediffusion") for f in ("prompt", "negative_prompt")]}
     out = prompt_words.diff_for_providers(diff, ["leonardo", "local"])
