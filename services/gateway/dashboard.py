@@ -154,6 +154,7 @@ async def _ratings(ctx: Context) -> list[tuple[Rating, Variant, Experiment]]:
         rows = (await session.execute(
             select(Rating, Variant, Experiment).join(Variant, Variant.id == Rating.variant_id)
             .join(Experiment, Experiment.id == Rating.experiment_id)
+            .where(Rating.rating.is_not(None))  # "could not judge" has no stars
             .order_by(Rating.created_at, Rating.id))).all()
     return [(r, v, e) for r, v, e in rows]
 

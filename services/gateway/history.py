@@ -133,7 +133,10 @@ class HistoryOption(BaseModel):
     parameters: dict[str, Any]
     prompt_version: str
     prompt_arm: str
+    rating_id: str | None = None
     rating: int | None
+    cannot_judge_reason: str | None = Field(
+        default=None, description="Why the trainer could not judge it (no rating then).")
     comments: str | None
     rated_by: str | None
     rated_at: datetime | None
@@ -210,7 +213,9 @@ async def history_page(ctx: Context, filters: HistoryFilters, sort: Sort = "newe
                 image_url=image_url(v.image_id) if v.image_id else None,
                 provider=v.provider, provider_label=ctx.provider_label(v.provider, lang),
                 parameters=v.parameters, prompt_version=v.prompt_version,
-                prompt_arm=v.prompt_arm, rating=r.rating if r else None,
+                prompt_arm=v.prompt_arm, rating_id=r.id if r else None,
+                rating=r.rating if r else None,
+                cannot_judge_reason=getattr(r, "cannot_judge_reason", None),
                 comments=r.comments if r else None, rated_by=r.rated_by if r else None,
                 rated_at=r.created_at if r else None, predicted_rating=v.predicted_rating))
         out.append(HistoryExperiment(
@@ -218,12 +223,21 @@ async def history_page(ctx: Context, filters: HistoryFilters, sort: Sort = "newe
             rated_at=experiment.rated_at, mode=experiment.mode, strategy=experiment.strategy,
             repeat_of=experiment.repeat_of,
             original_url=image_url(experiment.original_image_id),
-            seconds_to_rate=_seconds_to_rate(experiment, shown), options=options))
+            seconds_to_rate=_seconds_to_rate(experiment, shown,
+                                             [by_variant[v.id] for v in shown
+                                              if v.id in by_variant]),
+            options=options))
     return HistoryPage(total=total, ratings=ratings, page=page, per_page=per_page,
                        pages=pages, sort=sort, experiments=out)
 
 
-def _seconds_to_rate(experiment: Experiment, shown: list[Variant]) -> float | None:
+def _seconds_to_rate(experiment: Experiment, shown: list[Variant],
+                     ratings: list[Rating]) -> float | None:
+    """The time the trainer spent, as the rating page measured it (``seconds_to_rate``
+    on the rating, once that column exists); else from both images ready to saved."""
+    measured = [m for r in ratings if (m := getattr(r, "seconds_to_rate", None)) is not None]
+    if measured:
+        return float(max(measured))
     finished = [v.finished_at for v in shown if v.finished_at is not None]
     if experiment.rated_at is None or not finished:
         return None
@@ -257,12 +271,15 @@ class ExportRow(BaseModel):
     experiment_id: str
     experiment_created_at: datetime
     rated_at: datetime
-    seconds_to_rate: float | None
+    seconds_to_rate: float | None = Field(
+        description="Time spent rating: measured by the page when available, else from "
+        "both images ready to the rating saved.")
     mode: str
     project_id: str | None
     repeat_of_experiment: str | None
     option: str
-    rating: int
+    rating: int | None = Field(description="1–5 stars; null when the trainer could not judge.")
+    cannot_judge_reason: str | None = None
     comments: str
     rated_by: str
     provider: str
@@ -328,11 +345,13 @@ async def export_rows(ctx: Context, filters: HistoryFilters) -> list[ExportRow]:
         out.append(ExportRow(
             rating_id=rating.id, experiment_id=experiment.id,
             experiment_created_at=experiment.created_at, rated_at=rating.created_at,
-            seconds_to_rate=(max(0.0, (rating.created_at - ready).total_seconds())
-                             if ready else None),
+            seconds_to_rate=(getattr(rating, "seconds_to_rate", None)
+                             or (max(0.0, (rating.created_at - ready).total_seconds())
+                                 if ready else None)),
             mode=experiment.mode, project_id=experiment.project_id,
             repeat_of_experiment=experiment.repeat_of, option=rating.option,
-            rating=rating.rating, comments=rating.comments, rated_by=rating.rated_by,
+            rating=rating.rating, cannot_judge_reason=getattr(rating, "cannot_judge_reason", None),
+            comments=rating.comments, rated_by=rating.rated_by,
             provider=variant.provider, parameters=variant.parameters,
             **{name: values.get(name) for name in DIMENSION_NAMES},
             suggestion_source=variant.suggestion_source, prompt_version=variant.prompt_version,

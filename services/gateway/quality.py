@@ -95,13 +95,14 @@ async def load_records(ctx: Context) -> list[RatingRecord]:
     """Every rating of a generated image that was rated at least twice."""
     async with ctx.sessions() as session:
         repeated = (select(Variant.image_id).join(Rating, Rating.variant_id == Variant.id)
-                    .where(Variant.image_id.is_not(None)).group_by(Variant.image_id)
+                    .where(Variant.image_id.is_not(None), Rating.rating.is_not(None))
+                    .group_by(Variant.image_id)
                     .having(func.count(Rating.id) >= 2)).scalar_subquery()
         rows = (await session.execute(
             select(Variant.image_id, Rating.rated_by, Rating.rating, Rating.created_at,
                    Variant.repeat_of)
             .join(Rating, Rating.variant_id == Variant.id)
-            .where(Variant.image_id.in_(repeated))
+            .where(Variant.image_id.in_(repeated), Rating.rating.is_not(None))
             .order_by(Rating.created_at, Rating.id))).all()
     return [RatingRecord(unit=str(image), trainer=who, rating=int(value), at=at,
                          repeat=repeat_of is not None)

@@ -66,10 +66,14 @@ async def history_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
                                         lang)
     choices = await history.filter_choices(ctx)
     rows = await history.export_rows(ctx, filters)
-    chart = dashboard.history_chart([(r.rating, r.provider, r.prompt_version) for r in rows],
-                                    translator(request, lang))
+    chart = dashboard.history_chart([(r.rating, r.provider, r.prompt_version) for r in rows
+                                     if r.rating is not None], translator(request, lang))
+    # Editing one's own rating (issue 11's route), offered once that route exists.
+    can_edit = any(getattr(r, "path", "") == "/train/ratings/{rating_id}/edit"
+                   for r in request.app.routes)
     return render(request, lang, "history.html", page="history", result=result,
                   filters=filters, choices=choices, sort=sort, per_page=per_page, chart=chart,
+                  can_edit=can_edit, trainer=request.cookies.get("trainer", ""),
                   query=filters.query_string(), **_formatters(lang))
 
 
