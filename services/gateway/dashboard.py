@@ -442,9 +442,13 @@ def _ab_view(abtests: dict[str, Any] | None, rows: list[tuple[Rating, Variant, E
     looks = rule.get("looks") or []
     next_look = next((n for n in looks if n > len(diffs)), rule.get("max_pairs"))
     p_now = probs[-1] if probs else test.get("p_better")
-    text = t("insight.ab.text." + ("running" if test.get("status") == "running" else "done"),
+    running = test.get("status") == "running"
+    losing = running and p_now is not None and p_now < 0.5
+    key = "running_losing" if losing else "running" if running else "done"
+    shown = (1 - p_now) if losing and p_now is not None else p_now
+    text = t("insight.ab.text." + key,
              challenger=test["challenger"], champion=test["champion"],
-             pct=charts.format_percent(p_now, lang) if p_now is not None else "—",
+             pct=charts.format_percent(shown, lang) if shown is not None else "—",
              pairs=len(diffs), look=next_look or "—",
              status=t("insight.ab.status." + str(test.get("status"))))
     title = t("insight.chart.ab.title", challenger=test["challenger"],
