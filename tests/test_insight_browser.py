@@ -16,7 +16,8 @@ import pytest
 
 from scripts.run import Cluster
 from services.common.testing import make_test_image
-from tests.conftest import ARTIFACTS, counts, wait_for
+from services.gateway.testing import TEST_PASSWORD
+from tests.conftest import ARTIFACTS, counts, trainer_headers, wait_for
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
@@ -49,9 +50,29 @@ def wait_ready(client: httpx.Client, url: str) -> None:
     wait_for(lambda: client.get(url).json()["status"] == "ready", 60, "generation")
 
 
-def rate_some(gateway: str) -> None:
+def admin_headers(cluster: Cluster, name: str = "sofia") -> dict[str, str]:
+    """An admin added with the command line, and the API token it prints for her."""
+    cluster.env.update({"AFINADOR_PASSWORD": TEST_PASSWORD})
+    cluster.users("add", name, "--role", "admin")
+    return {"Authorization": f"Bearer {cluster.users('token', name).splitlines()[-1]}"}
+
+
+def sign_in(page: Any, gateway: str, name: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(gateway + "/login?next=%2Fstatus")
+    page.fill("#username", name)
+    page.fill("#password", TEST_PASSWORD)
+    page.get_by_role("button", name="Entrar").click()
+    expect(page.locator("#signed-in-as")).to_contain_text(name)
+
+
+def rate_some(cluster: Cluster) -> None:
+    gateway = cluster.url("gateway")
+    headers = {name: trainer_headers(cluster, name) for name in sorted(set(TRAINERS))}
     with httpx.Client(base_url=gateway, timeout=30) as client:
         for index, ((a, b), trainer) in enumerate(zip(RATINGS, TRAINERS, strict=True)):
+            client.headers.update(headers[trainer])
             created = client.post("/api/enhance/train", data={"mode": "structure"}, files={
                 "image": ("room.png", make_test_image(480, 320, "PNG", seed=index),
                           "image/png")})
@@ -78,10 +99,11 @@ def test_status_history_and_quality_pages(cluster: Cluster, browser: Any) -> Non
     from playwright.sync_api import expect
 
     gateway = cluster.url("gateway")
-    rate_some(gateway)
+    rate_some(cluster)
+    admin = admin_headers(cluster)
     wait_for(lambda: counts(cluster)["optimizer"] == 2 * len(RATINGS), 60,
              "ratings to reach the optimizer")
-    with httpx.Client(base_url=gateway, timeout=30) as client:
+    with httpx.Client(base_url=gateway, timeout=30, headers=admin) as client:
         made = client.post("/api/train/repeats", json={"rated_by": "nico"})
         assert made.status_code == 201, made.text
         status = client.get("/api/train/status").json()
@@ -94,6 +116,7 @@ def test_status_history_and_quality_pages(cluster: Cluster, browser: Any) -> Non
                                   timezone_id="Europe/Madrid", locale="es-ES")
     page = context.new_page()
     page.set_default_timeout(20_000)
+    sign_in(page, gateway, "sofia")
     for lang, heading, what in (("es", "Estado del aprendizaje", "¿Qué significa?"),
                                 ("en", "Learning status", "What does it mean?")):
         page.goto(f"{gateway}/status?lang={lang}")
@@ -151,6 +174,8 @@ def test_status_history_and_quality_pages(cluster: Cluster, browser: Any) -> Non
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
     mobile = phone.new_page()
+    mobile.set_default_timeout(20_000)
+    sign_in(mobile, gateway, "sofia")
     for path, name in (("/status?lang=es", "status-es-390"), ("/train/history?lang=es",
                                                               "history-es-390")):
         mobile.goto(gateway + path)

@@ -113,20 +113,4 @@
     const flash = document.getElementById("flash");
     if (flash) flash.innerHTML = "";
   });
-
-  // Remember the trainer's name between renders.
-  document.addEventListener("change", function (event) {
-    if (event.target.id === "rated_by") localStorage.setItem("afinador.trainer", event.target.value);
-  });
-  document.addEventListener("DOMContentLoaded", function () {
-    const name = document.getElementById("rated_by");
-    const saved = localStorage.getItem("afinador.trainer");
-    if (name && saved && !name.value) name.value = saved;
-  });
-  // Keep the hidden rated_by of the rating form in sync with the upload form.
-  document.addEventListener("htmx:configRequest", function (event) {
-    if (event.target.id !== "rating-form") return;
-    const name = document.getElementById("rated_by");
-    if (name && name.value.trim()) event.detail.parameters.rated_by = name.value.trim();
-  });
 })();

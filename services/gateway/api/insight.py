@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from services.common.errors import NotFound, ValidationFailed
 from services.gateway import dashboard, history, quality, repeats
-from services.gateway.api.deps import ContextDep, LangDep
+from services.gateway.api.deps import AdminDep, ContextDep, LangDep, require_user
 from services.gateway.api.rendering import render, translator
 from services.gateway.charts import format_number, format_percent
 from services.gateway.i18n import Translator
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_user)])
 SORTS = ("newest", "oldest", "rating_desc", "rating_asc")
 
 
@@ -115,14 +115,16 @@ async def export(
 
 # rater quality -----------------------------------------------------------------------
 @router.get("/api/train/quality", tags=["training"])
-async def quality_api(ctx: ContextDep) -> quality.QualityReport:
+async def quality_api(ctx: ContextDep, admin: AdminDep) -> quality.QualityReport:
     """Agreement on repeated images: Krippendorff's alpha, per-trainer consistency,
-    pairwise agreement, trend and each trainer's bias as the optimizer estimates it."""
+    pairwise agreement, trend and each trainer's bias as the optimizer estimates it.
+    Admins only (it compares named trainers)."""
     return await quality.quality_report(ctx)
 
 
 @router.get("/quality", include_in_schema=False)
-async def quality_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
+async def quality_page(request: Request, ctx: ContextDep, lang: LangDep, admin: AdminDep
+                       ) -> HTMLResponse:
     t = translator(request, lang)
     report = await quality.quality_report(ctx)
     chart = _alpha_chart(report, t)
@@ -163,9 +165,11 @@ class RepeatOut(BaseModel):
 
 
 @router.post("/api/train/repeats", tags=["training"], status_code=201)
-async def create_repeat(body: RepeatIn, ctx: ContextDep) -> RepeatOut:
+async def create_repeat(body: RepeatIn, ctx: ContextDep, admin: AdminDep) -> RepeatOut:
     """Re-show an earlier experiment's two images, blind, as a new experiment (rater
-    quality). Its ratings are ordinary ratings of the same images."""
+    quality). Its ratings are ordinary ratings of the same images. Admins only;
+    ``rated_by`` is the trainer it is meant for (repeats of their own experiments are
+    avoided or preferred as the automatic repeats do)."""
     import random
 
     from services.gateway.experiments import load_experiment

@@ -12,27 +12,26 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
 from services.common.errors import ValidationFailed
 from services.gateway import experiments, ratings, repeats, reports
-from services.gateway.api.deps import ContextDep, LangDep
+from services.gateway.api.deps import ContextDep, LangDep, TrainerDep, require_user
 from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
 from services.gateway.schemas import ExperimentOut, Option, RateIn, RatingIn, parse_stars
 from services.gateway.uploads import read_limited
 
 log = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_user)])
 
 
 class RateForm(BaseModel):
     """The rating form as the page posts it; an empty star field means "not rated"."""
 
     experiment_id: str
-    rated_by: str = ""
     rating_A: str = ""
     rating_B: str = ""
     comments_A: str = ""
@@ -46,8 +45,7 @@ class RateForm(BaseModel):
         if not items:
             raise ValidationFailed("Puntúa al menos una opción antes de enviar.",
                                    "Rate at least one option before submitting.")
-        return RateIn(experiment_id=self.experiment_id, ratings=items,
-                      rated_by=self.rated_by.strip() or "trainer")
+        return RateIn(experiment_id=self.experiment_id, ratings=items, rated_by=None)
 
 
 @router.get("/")
@@ -56,10 +54,11 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/train")
-async def train_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
+async def train_page(request: Request, ctx: ContextDep, lang: LangDep, user: TrainerDep
+                     ) -> HTMLResponse:
     labels = ", ".join(ctx.provider_label(p, lang) for p in sorted(ctx.providers))
     return render(request, lang, "train.html", page="train", status=None,
-                  trainer=request.cookies.get("trainer", ""), provider_labels=labels,
+                  provider_labels=labels,
                   max_mb=ctx.settings.max_upload_bytes // (1024 * 1024))
 
 
@@ -70,32 +69,27 @@ async def status_panel(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
 
 
 @router.post("/train/upload")
-async def upload(request: Request, ctx: ContextDep, lang: LangDep,
-                 image: UploadFile = File(...), mode: str = Form("structure"),
-                 rated_by: str = Form("")) -> HTMLResponse:
+async def upload(request: Request, ctx: ContextDep, lang: LangDep, user: TrainerDep,
+                 image: UploadFile = File(...), mode: str = Form("structure")) -> HTMLResponse:
     data = await read_limited(image, ctx.settings.max_upload_bytes)
     experiment = await experiments.create_experiment(ctx, data, image.filename, mode, None)
     exp = await experiments.describe_experiment(ctx, experiment.id, lang)
-    response = await _experiment_response(request, ctx, lang, exp, rated_by.strip())
-    if rated_by.strip():
-        response.set_cookie("trainer", rated_by.strip()[:255], max_age=365 * 86400,
-                            samesite="lax")
-    return response
+    return await _experiment_response(request, ctx, lang, exp)
 
 
 @router.get("/train/experiments/{experiment_id}")
-async def experiment_panel(experiment_id: str, request: Request, ctx: ContextDep, lang: LangDep
-                           ) -> HTMLResponse:
+async def experiment_panel(experiment_id: str, request: Request, ctx: ContextDep, lang: LangDep,
+                           user: TrainerDep) -> HTMLResponse:
     exp = await experiments.describe_experiment(ctx, experiment_id, lang)
-    return await _experiment_response(request, ctx, lang, exp, request.cookies.get("trainer", ""))
+    return await _experiment_response(request, ctx, lang, exp)
 
 
-async def _experiment_response(request: Request, ctx: Context, lang: str, exp: ExperimentOut,
-                               trainer: str) -> HTMLResponse:
+async def _experiment_response(request: Request, ctx: Context, lang: str, exp: ExperimentOut
+                               ) -> HTMLResponse:
     t = translator(request, lang)
     stage_labels = {key.removeprefix("stage."): t(key) for key in t.keys("stage.")}
     elapsed = await experiments.seconds_since_queued(ctx, [o.variant_id for o in exp.options])
-    return render(request, lang, "partials/experiment.html", exp=exp, trainer=trainer,
+    return render(request, lang, "partials/experiment.html", exp=exp,
                   elapsed=elapsed, stage_labels=stage_labels)
 
 
@@ -116,18 +110,17 @@ async def variant_card(variant_id: str, request: Request, ctx: ContextDep, lang:
 
 @router.post("/train/variants/{variant_id}/{action}")
 async def variant_action(variant_id: str, action: Literal["retry", "cancel"], request: Request,
-                         ctx: ContextDep, lang: LangDep) -> HTMLResponse:
+                         ctx: ContextDep, lang: LangDep, user: TrainerDep) -> HTMLResponse:
     await experiments.change_variant(ctx, variant_id, action)
     return await _variant_card(request, ctx, lang, variant_id)
 
 
 @router.post("/train/rate")
 async def rate(form: Annotated[RateForm, Form()], request: Request, ctx: ContextDep,
-               lang: LangDep) -> HTMLResponse:
-    body = form.to_rate_in()
-    result = await ratings.rate_experiment(ctx, body)
+               lang: LangDep, user: TrainerDep) -> HTMLResponse:
+    result = await ratings.rate_experiment(ctx, form.to_rate_in(), rater=user.username)
     status = await reports.training_status(ctx)
     # Rater quality: now and then the next pair is an earlier one again, blind.
-    repeat = await repeats.maybe_repeat(ctx, body.rated_by)
+    repeat = await repeats.maybe_repeat(ctx, user.username)
     return render(request, lang, "partials/rated.html", result=result, status=status,
                   repeat_id=repeat.id if repeat else None)

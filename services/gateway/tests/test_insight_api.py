@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.gateway.models import OutboxMessage
+from services.gateway.testing import sign_in_with_token
 from services.gateway.tests.insight_seed import Seeded, seed
 
 COUNT = 30
@@ -192,6 +193,8 @@ def test_a_repeat_reshows_the_same_images_and_reaches_the_optimizer_as_a_rating(
         gateway: TestClient) -> None:
     seeded = seed(gateway, 3, blobs=True)
     source = seeded[0]
+    assert gateway.post("/api/train/repeats", json={"rated_by": "bea"}).status_code == 403
+    admin = sign_in_with_token(gateway, "boss", "admin")
     made = gateway.post("/api/train/repeats", json={"rated_by": "bea",
                                                     "experiment_id": source.experiment_id})
     assert made.status_code == 201, made.text
@@ -206,6 +209,7 @@ def test_a_repeat_reshows_the_same_images_and_reaches_the_optimizer_as_a_rating(
     assert all(o["rating"] is None and o["comments"] is None for o in repeat["options"])
 
     by_image = {o["image_id"]: o for o in original["options"]}
+    sign_in_with_token(gateway, "bea", "trainer")
     rated = gateway.post("/api/train/rate", json={
         "experiment_id": repeat_id, "rated_by": "bea",
         "ratings": [{"option": o["option"], "rating": by_image[o["image_id"]]["rating"]}
@@ -236,6 +240,8 @@ def test_a_repeat_reshows_the_same_images_and_reaches_the_optimizer_as_a_rating(
     image_of_original = gateway.portal.call(_original_image_id, ctx, source.experiment_id)
     assert {item["image_id"] for item in sent} == {image_of_original}
 
+    assert gateway.get("/api/train/quality").status_code == 403  # trainers: no
+    gateway.headers["Authorization"] = f"Bearer {admin}"
     report = gateway.get("/api/train/quality").json()
     assert report["repeats"] == 1 and report["repeat_ratings"] == 2
     assert report["units"] == 2  # both images now have two ratings
@@ -298,10 +304,12 @@ def test_rating_on_the_page_offers_a_blind_repeat_at_the_configured_share(
     gateway_settings.repeat_share = 1.0  # every rating is followed by a repeat
     with TestClient(create_app(gateway_settings)) as gateway:
         seeded = seed(gateway, 2, blobs=True)
+        sign_in_with_token(gateway, "boss", "admin")
         fresh = gateway.post("/api/train/repeats", json={
             "rated_by": "ana", "experiment_id": seeded[1].experiment_id}).json()
+        sign_in_with_token(gateway, "ana", "trainer")
         answer = gateway.post("/train/rate", data={
-            "experiment_id": fresh["experiment_id"], "rated_by": "ana",
+            "experiment_id": fresh["experiment_id"],
             "rating_A": "4", "rating_B": "2"}, headers={"HX-Request": "true"})
         assert answer.status_code == 200, answer.text
         offer = re.search(r'hx-get="/train/experiments/(exp_[0-9a-f]+)"', answer.text)
