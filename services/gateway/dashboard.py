@@ -4,24 +4,30 @@ Everything shown comes from ``/api/train/status`` (:func:`reports.training_statu
 so page and API cannot disagree) plus the gateway's own ratings and three optional
 sources that degrade to "sin datos" when absent:
 
-``GET {optimizer}/ml/recommendations?limit=N`` (how the recommendation moved)::
+``GET {optimizer}/ml/recommendations?limit=N`` (how the recommendation moved; the
+optimizer's ``RecommendationHistoryResponse``)::
 
-    {"recommendations": [
-        {"samples_seen": 12, "created_at": "2026-11-30T10:00:00Z",
-         "provider": "local",
+    {"total": 30, "items": [
+        {"created_at": "2026-11-30T10:00:00Z", "observations_seen": 12,
          "values": {"strength": 0.28, "guidance": 7.5, "structure": 0.85},
-         "parameters": {"api": "local", "strength": 0.28, ...},   # native, optional
-         "predicted_rating": 3.9, "predicted_rating_interval": [3.4, 4.3]},
+         "parameters": {"api": "local", ...},
+         "predicted_rating": 3.9, "predicted_rating_interval": [3.4, 4.3], ...},
         ...]}                                     # oldest first
 
 ``GET {optimizer}/ml/partial_dependence?providers=local&points=25`` (each
-parameter's effect on the predicted rating, the others averaged over the posterior)::
+parameter's effect on the predicted rating, the others averaged over the space;
+``PartialDependenceResponse``)::
 
-    {"provider": "local",
-     "dimensions": [
-        {"name": "strength", "x": [0.1, ...], "mean": [3.1, ...],
-         "lower": [2.6, ...], "upper": [3.6, ...]},         # 90 % credible band
+    {"available": true, "providers": ["local"],
+     "parameters": [
+        {"name": "strength", "label_es": "Intensidad", "label_en": "Strength",
+         "low": 0.1, "high": 0.5,
+         "curves": [{"provider": "local", "native_name": "strength",
+                     "points": [{"value": 0.1, "mean": 3.1, "low": 2.6, "high": 3.6}, ...]}]},
         ...]}
+
+An earlier draft shape (``{"recommendations": [... "samples_seen" ...]}`` and
+``{"dimensions": [{"name", "x", "mean", "lower", "upper"}]}``) is still read.
 
 ``GET {evolution}/prompts/abtests`` (existing): the tests and the decision rule;
 the probability over pairs is recomputed here from the gateway's own pairs with the
@@ -256,7 +262,7 @@ async def build_status_view(ctx: Context, t: Translator) -> StatusView:
         _group_chart("versions", [v.prompt_version for _, v, _ in rows],
                      [r.rating for r, _, _ in rows], t),
         *_recommendation_charts(history, t),
-        *_pd_charts(pd, t),
+        *_pd_charts(pd, t, (status.get("recommended_parameters") or {}).get("api")),
     ]
     ab = _ab_view(abtests, rows, t)
     if ab is not None and ab.get("chart") is not None:
@@ -270,6 +276,40 @@ async def build_status_view(ctx: Context, t: Translator) -> StatusView:
         rejected_total=sum(rejected.values()) if isinstance(rejected, dict) else 0,
         optimizer_extras={"recommendations": history is not None, "partial_dependence":
                           pd is not None})
+
+
+def recommendation_items(history: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The recommendation history's rows, oldest first, each with ``samples_seen``."""
+    rows = (history or {}).get("items") or (history or {}).get("recommendations") or []
+    out = []
+    for index, row in enumerate(rows):
+        seen = row.get("observations_seen", row.get("samples_seen", index + 1))
+        out.append({**row, "samples_seen": seen})
+    return out
+
+
+def pd_dimensions(pd: dict[str, Any] | None, provider: str | None = None
+                  ) -> list[dict[str, Any]]:
+    """Partial dependence as ``[{"name", "x", "mean", "lower", "upper", "provider"}]``:
+    per parameter, the curve of ``provider`` (the recommended one) or the first."""
+    if not pd:
+        return []
+    if "parameters" not in pd:
+        return list(pd.get("dimensions") or [])
+    if not pd.get("available", True):
+        return []
+    out = []
+    for parameter in pd.get("parameters") or []:
+        curves = parameter.get("curves") or []
+        curve = next((c for c in curves if c.get("provider") == provider),
+                     curves[0] if curves else None)
+        if curve is None:
+            continue
+        points = curve.get("points") or []
+        out.append({"name": parameter.get("name"), "provider": curve.get("provider"),
+                    "x": [p["value"] for p in points], "mean": [p["mean"] for p in points],
+                    "lower": [p["low"] for p in points], "upper": [p["high"] for p in points]})
+    return out
 
 
 def _rating_chart(rows: list[tuple[Rating, Variant, Experiment]], status: dict[str, Any],
@@ -289,13 +329,12 @@ def _rating_chart(rows: list[tuple[Rating, Variant, Experiment]], status: dict[s
               Series("average", t("insight.chart.ratings.average"), xs, average, "line")]
     bands: list[Band] = []
     refs: list[RefLine] = []
-    recs = [r for r in (history or {}).get("recommendations", [])
-            if r.get("predicted_rating") is not None]
+    recs = [r for r in recommendation_items(history) if r.get("predicted_rating") is not None]
     if recs:
         rx = [float(r.get("samples_seen", i + 1)) for i, r in enumerate(recs)]
         series.append(Series("predicted", t("insight.chart.ratings.predicted"), rx,
                              [float(r["predicted_rating"]) for r in recs], "line"))
-        intervals = [r.get("predicted_rating_interval") for r in recs]
+        intervals: list[Any] = [r.get("predicted_rating_interval") for r in recs]
         if all(isinstance(i, list | tuple) and len(i) == 2 for i in intervals):
             bands.append(Band("predicted", t("insight.chart.band90"), rx,
                               [float(i[0]) for i in intervals],
@@ -347,7 +386,7 @@ def _group_chart(key: str, groups: list[str], values: list[int], t: Translator) 
 
 def _recommendation_charts(history: dict[str, Any] | None, t: Translator) -> list[Chart]:
     title = t("insight.chart.moves.title")
-    recs = (history or {}).get("recommendations") or []
+    recs = recommendation_items(history)
     if not recs:
         reason = "insight.optimizer_lacks" if history is None else "insight.no_data"
         return [Chart("moves", title, None, t(reason))]
@@ -383,9 +422,10 @@ def _recommendation_charts(history: dict[str, Any] | None, t: Translator) -> lis
     return out or [Chart("moves", title, None, t("insight.no_data"))]
 
 
-def _pd_charts(pd: dict[str, Any] | None, t: Translator) -> list[Chart]:
+def _pd_charts(pd: dict[str, Any] | None, t: Translator, provider: str | None = None
+               ) -> list[Chart]:
     title = t("insight.chart.pd.title")
-    dims = (pd or {}).get("dimensions") or []
+    dims = pd_dimensions(pd, provider)
     if not dims:
         reason = "insight.optimizer_lacks" if pd is None else "insight.no_data"
         return [Chart("pd", title, None, t(reason))]

@@ -107,6 +107,29 @@ def test_optimizer_extras_in_the_expected_shape_become_charts(t: Translator) -> 
     assert len(pd_charts) == 1 and pd_charts[0].svg is not None
     assert "<polygon" in pd_charts[0].svg  # the uncertainty band
     assert ("0,30" if t.lang == "es" else "0.30") in pd_charts[0].summary  # best strength
+    # The optimizer's own shapes (RecommendationHistoryResponse, PartialDependenceResponse).
+    items = {"total": 2, "items": [
+        {"created_at": "2026-11-30T10:00:00Z", "observations_seen": n, "observations_used": n,
+         "parameters": {"api": "local", "strength": s, "guidance_scale": 8.0,
+                        "controlnet_conditioning_scale": 0.9},
+         "values": {"strength": s, "guidance": 8.0, "structure": 0.9},
+         "predicted_rating": 3.5, "predicted_rating_interval": [3.0, 4.0]}
+        for n, s in ((6, 0.3), (8, 0.25))]}
+    assert [c.points for c in dashboard._recommendation_charts(items, t)] == [2, 2, 2]
+    curve = {"provider": "local", "native_name": "strength",
+             "points": [{"value": v, "mean": m, "low": m - 0.4, "high": m + 0.4}
+                        for v, m in zip(grid, [3.0, 3.5, 3.8, 3.4, 2.9], strict=True)]}
+    other = {**curve, "provider": "leonardo",
+             "points": [{**p, "mean": 1.0} for p in curve["points"]]}
+    real_pd = {"available": True, "method": "average", "providers": ["leonardo", "local"],
+               "parameters": [{"name": "strength", "label_es": "Intensidad",
+                               "label_en": "Strength", "low": 0.1, "high": 0.5,
+                               "curves": [other, curve]}]}
+    chosen = dashboard._pd_charts(real_pd, t, "local")
+    assert chosen[0].svg is not None and chosen[0].table_rows[2][1] == (
+        "3,80" if t.lang == "es" else "3.80")  # the recommended provider's curve
+    not_fitted = dashboard._pd_charts({**real_pd, "available": False}, t)
+    assert not_fitted[0].svg is None and not_fitted[0].summary == t("insight.no_data")
     # An optimizer without the endpoints: "no data" said plainly, no chart.
     missing = dashboard._pd_charts(None, t) + dashboard._recommendation_charts(None, t)
     assert all(c.svg is None for c in missing)
