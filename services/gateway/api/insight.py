@@ -92,10 +92,10 @@ async def experiments(
 
 
 @router.get("/api/train/export", tags=["training"],
-            responses={200: {"content": {"text/csv": {}, "application/json": {
-                "schema": history.ExportJSON.model_json_schema()}},
-                "description": "One row per rating: CSV (header row, parameters as a "
-                               "JSON object) or JSON (`ExportJSON`)."}})
+            responses={200: {"model": history.ExportJSON, "content": {"text/csv": {
+                "schema": {"type": "string", "description": "Header row, then one row per "
+                           "rating with the ExportRow columns; parameters as a JSON object."}}},
+                "description": "One row per rating: JSON (`ExportJSON`) or CSV."}})
 async def export(
     ctx: ContextDep,
     filters: Annotated[history.HistoryFilters, Query()],
