@@ -116,11 +116,10 @@ def test_optimizer_extras_in_the_expected_shape_become_charts(t: Translator) -> 
          "predicted_rating": 3.5, "predicted_rating_interval": [3.0, 4.0]}
         for n, s in ((6, 0.3), (8, 0.25))]}
     assert [c.points for c in dashboard._recommendation_charts(items, t)] == [2, 2, 2]
-    curve = {"provider": "local", "native_name": "strength",
-             "points": [{"value": v, "mean": m, "low": m - 0.4, "high": m + 0.4}
-                        for v, m in zip(grid, [3.0, 3.5, 3.8, 3.4, 2.9], strict=True)]}
-    other = {**curve, "provider": "leonardo",
-             "points": [{**p, "mean": 1.0} for p in curve["points"]]}
+    points = [{"value": v, "mean": m, "low": m - 0.4, "high": m + 0.4}
+              for v, m in zip(grid, [3.0, 3.5, 3.8, 3.4, 2.9], strict=True)]
+    curve = {"provider": "local", "native_name": "strength", "points": points}
+    other = {**curve, "provider": "leonardo", "points": [{**p, "mean": 1.0} for p in points]}
     real_pd = {"available": True, "method": "average", "providers": ["leonardo", "local"],
                "parameters": [{"name": "strength", "label_es": "Intensidad",
                                "label_en": "Strength", "low": 0.1, "high": 0.5,
