@@ -185,18 +185,3 @@ async def pending_counts(session: AsyncSession) -> dict[str, int]:
         .group_by(OutboxMessage.target)
     )
     return {target: count for target, count in rows.all()}
-
-
-async def rejected_counts(session: AsyncSession) -> dict[str, int]:
-    """Undelivered messages the target refused (HTTP 4xx, recorded in ``last_error`` by
-    :meth:`OutboxDeliverer._reschedule`): retrying will not help, an administrator has to
-    look at them."""
-    from sqlalchemy import func
-
-    rows = await session.execute(
-        select(OutboxMessage.target, func.count())
-        .where(OutboxMessage.delivered_at.is_(None),
-               OutboxMessage.last_error.like("Client error%"))
-        .group_by(OutboxMessage.target)
-    )
-    return {target: int(count) for target, count in rows.all()}

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from services.gateway.clients import optional_status
 from services.gateway.context import Context, image_url
 from services.gateway.models import Experiment, Rating, Variant
-from services.gateway.outbox import pending_counts, rejected_counts
+from services.gateway.outbox import pending_counts
 from services.gateway.ratings import phase1_status, rating_totals
 from services.gateway.schemas import LiveAccuracy, TrainingHistory, TrainingStatus
 
@@ -32,7 +32,6 @@ async def training_status(ctx: Context) -> TrainingStatus:
     async with ctx.sessions() as session:
         samples, best = await rating_totals(session)
         pending = await pending_counts(session)
-        rejected = await rejected_counts(session)
         by_provider = (await session.execute(
             select(Variant.provider, func.avg(Rating.rating), func.count(Rating.id))
             .join(Rating, Rating.variant_id == Variant.id).group_by(Variant.provider)
@@ -97,7 +96,6 @@ async def training_status(ctx: Context) -> TrainingStatus:
         "services": {"optimizer": optimizer is not None, "evolution": evolution is not None,
                      "reward": reward is not None},
         "pending_deliveries": pending,
-        "rejected_deliveries": rejected,
     })
 
 

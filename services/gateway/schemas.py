@@ -176,10 +176,6 @@ class TrainingStatus(BaseModel):
         description="Whether each learning service (optimizer, evolution, reward) answered.")
     pending_deliveries: dict[str, int] = Field(
         description="Ratings saved but not yet delivered, per learning service.")
-    rejected_deliveries: dict[str, int] = Field(
-        default_factory=dict,
-        description="Of those, the ones the service refused (HTTP 4xx): retrying will not "
-        "help; an administrator has to look.")
 
 
 # history (seeds' /api/train/history) -----------------------------------------------------
