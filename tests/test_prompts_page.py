@@ -216,3 +216,35 @@ def test_only_admins_decide_and_the_actor_is_the_signed_in_admin(
         assert promotion["actor"] == "marta"
         log = gateway.get("/admin/audit", headers=admin).text
         assert "prompt_promote" in log and "prompt_evolve" in log and "marta" in log
+
+
+def test_the_spanish_page_is_all_spanish_and_the_diff_covers_local(
+        gateway: TestClient, evolution_url: str) -> None:
+    _internal(evolution_url, "POST", "/prompts/results", json={"results": [
+        {"rating_id": f"r{i}", "experiment_id": f"e{i}", "option": "A", "version": "v1.0.0",
+         "mode": "structure", "rating": 2, "comments": "se ve muy plano", "rater": "lucia"}
+        for i in range(3)]})
+    started = gateway.post("/prompts/evolve", data={"reason": "probar"},
+                           headers={"HX-Request": "true"})
+    run_id = int(re.search(r"/prompts/runs/(\d+)", started.text).group(1))  # type: ignore[union-attr]
+    _wait_run(gateway, run_id)
+    changes = _internal(evolution_url, "GET", "/prompts/versions/v1.0.1")["document"]["changes"]
+    assert changes and all(re.match(r"(structure|surfaces): (added|replaced|moved|removed) ",
+                                    c) for c in changes)  # the offline engine writes English
+
+    html = gateway.get("/prompts?lang=es").text
+    for english in ("added '", "to the prompt", "comment(s)", "manual<", "created<", " vs "):
+        assert english not in html, english
+    assert "se añadió «" in html or "se cambió «" in html or "se adelantó «" in html
+    assert "a mano" in html and "versión creada" in html  # the run table
+    assert "Aún no hay pares puntuados" in html  # the A/B test in words
+
+    detail = gateway.get("/prompts/versions/v1.0.1?lang=es").text
+    assert "added '" not in detail
+    assert 'data-provider="local"' in detail and "usa el prompt de" in detail
+    diff = gateway.get("/prompts/diff", params={"from": "v1.0.0", "to": "v1.0.1"}).text
+    providers = set(re.findall(r'<h4 data-provider="([a-z]+)"', diff))
+    assert providers == {"leonardo", "stablediffusion", "local"}
+
+    english = gateway.get("/prompts?lang=en").text
+    assert "se añadió" not in english and "by hand" in english

@@ -65,6 +65,20 @@ class ServiceClients:
         self.last_status["optimizer"] = status
         return status
 
+    async def partial_dependence(self, providers: list[str], points: int = 25
+                                 ) -> dict[str, Any]:
+        """Each parameter's effect on the predicted rating (``GET /ml/partial_dependence``;
+        shape in ``services/gateway/dashboard.py``). Raises ``httpx.HTTPStatusError``
+        404 on an optimizer that lacks the endpoint."""
+        params: list[tuple[str, str | int]] = [("providers", p) for p in providers]
+        params.append(("points", points))
+        return dict(await self.optimizer.get("/ml/partial_dependence", params=params))
+
+    async def recommendation_history(self, limit: int = 200) -> dict[str, Any]:
+        """How the recommendation moved (``GET /ml/recommendations``; shape in
+        ``services/gateway/dashboard.py``)."""
+        return dict(await self.optimizer.get("/ml/recommendations", params={"limit": limit}))
+
     # evolution -------------------------------------------------------------
     async def assign_prompts(self, experiment_id: str, mode: str, options: list[str]
                              ) -> list[dict[str, Any]]:
@@ -74,6 +88,9 @@ class ServiceClients:
 
     async def evolution_status(self) -> dict[str, Any]:
         return dict(await self.evolution.get("/prompts/status"))
+
+    async def ab_tests(self, limit: int = 20) -> dict[str, Any]:
+        return dict(await self.evolution.get("/prompts/abtests", params={"limit": limit}))
 
     # reward ----------------------------------------------------------------
     async def reward_status(self) -> dict[str, Any]:

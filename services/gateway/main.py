@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from services.common.app import build_app
 from services.common.errors import DATABASE_DOWN
 from services.gateway import accounts, gauges, selection
-from services.gateway.api import auth, enhance, images, pages, prompts_pages, train
+from services.gateway.api import auth, enhance, images, insight, pages, prompts_pages, train
 from services.gateway.api.errors import install_error_handlers
 from services.gateway.clients import ServiceClients
 from services.gateway.context import Context
@@ -73,7 +73,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Afinador gateway",
         description="Trainer pages and the public training API.",
         migrations_dir=Path(__file__).parent / "migrations",
-        public_routers=[auth.router, enhance.router, train.router, images.router, pages.router,
+        public_routers=[auth.router, enhance.router, train.router, images.router,
+                        insight.router, pages.router,
                         prompts_pages.router],
         on_startup=[start_background],
         on_shutdown=[stop_background],

@@ -47,6 +47,8 @@ class Experiment(Base):
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     strategy: Mapped[str] = mapped_column(String(16), default="pair", server_default="pair")
     selected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Rater quality: this experiment re-shows the images of an earlier one, blind.
+    repeat_of: Mapped[str | None] = mapped_column(String(40), index=True)
 
     variants: Mapped[list[Variant]] = relationship(
         back_populates="experiment", order_by="Variant.option", lazy="selectin"
@@ -81,6 +83,8 @@ class Variant(Base):
     reward_model_version: Mapped[str | None] = mapped_column(String(64))
     # best_predicted | most_uncertain | fallback (reward unavailable); None outside best-of-N
     selection_reason: Mapped[str | None] = mapped_column(String(32))
+    # Rater quality: the earlier variant whose image this one shows again.
+    repeat_of: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -186,6 +186,8 @@ class GatewaySettings(ServiceSettings):
     """Phase 1 ends after this many ratings (the seeds' rule)…"""
     phase1_target_rating: float = 4.0
     """…or once a rating reaches this."""
+    repeat_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Share of rated experiments followed by a blind repeat of an earlier pair (rater quality)."""
     default_language: str = "es"
     """Language of the pages when the trainer has not chosen one (`es` or `en`)."""
 

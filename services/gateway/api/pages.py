@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
 from services.common.errors import ValidationFailed
-from services.gateway import experiments, ratings, reports
+from services.gateway import experiments, ratings, repeats, reports
 from services.gateway.api.deps import ContextDep, LangDep, TrainerDep, require_user
 from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
@@ -60,12 +60,6 @@ async def train_page(request: Request, ctx: ContextDep, lang: LangDep, user: Tra
     return render(request, lang, "train.html", page="train", status=None,
                   provider_labels=labels,
                   max_mb=ctx.settings.max_upload_bytes // (1024 * 1024))
-
-
-@router.get("/train/history")
-async def history_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
-    history = await reports.training_history(ctx, limit=100)
-    return render(request, lang, "history.html", page="history", history=history)
 
 
 @router.get("/train/status-panel")
@@ -126,4 +120,7 @@ async def rate(form: Annotated[RateForm, Form()], request: Request, ctx: Context
                lang: LangDep, user: TrainerDep) -> HTMLResponse:
     result = await ratings.rate_experiment(ctx, form.to_rate_in(), rater=user.username)
     status = await reports.training_status(ctx)
-    return render(request, lang, "partials/rated.html", result=result, status=status)
+    # Rater quality: now and then the next pair is an earlier one again, blind.
+    repeat = await repeats.maybe_repeat(ctx, user.username)
+    return render(request, lang, "partials/rated.html", result=result, status=status,
+                  repeat_id=repeat.id if repeat else None)

@@ -24,10 +24,10 @@ from pydantic import BaseModel, Field
 
 from services.common.errors import ServiceUnavailable, ValidationFailed
 from services.common.http import path_segment
-from services.gateway import audit
+from services.gateway import audit, prompt_words
 from services.gateway.accounts import CurrentUser
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, client_ip, require_user
-from services.gateway.api.rendering import is_htmx, render
+from services.gateway.api.rendering import is_htmx, render, translator
 from services.gateway.context import Context
 
 log = logging.getLogger(__name__)
@@ -84,11 +84,17 @@ async def prompts_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
         _call(ctx, "GET", "/prompts/runs", params={"limit": 5}),
         _call(ctx, "GET", "/prompts/issues"),
     )
-    versions = _ordered_lineage(lineage["versions"])
+    t = translator(request, lang)
+    labels = prompt_words.category_labels(issues)
+    versions = [{**v, "changes_words": prompt_words.changes_in_words(v["changes"], t, labels)}
+                for v in _ordered_lineage(lineage["versions"])]
     newest = lineage["versions"][-1]["version"] if lineage["versions"] else None
+    entries = [{**e, "reason_words": prompt_words.reason_in_words(e["reason"], t)}
+               for e in audit["entries"]]
     return render(request, lang, "prompts.html", page="prompts", versions=versions,
                   status=status, tests=tests["tests"], rule=tests["rule"],
-                  audit=audit["entries"], runs=runs["runs"], issues=issues,
+                  ab_words=prompt_words.ab_in_words(status.get("ab_test"), tests["rule"], t),
+                  audit=entries, runs=runs["runs"], issues=issues,
                   diff_from=status["current_version"], diff_to=newest,
                   can_decide=bool(getattr(request.state, "user", None)
                                   and request.state.user.is_admin))
@@ -98,17 +104,24 @@ async def prompts_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
 async def version_page(version: str, request: Request, ctx: ContextDep, lang: LangDep
                        ) -> HTMLResponse:
     segment = path_segment(version)
-    detail, ratings, lineage = await asyncio.gather(
+    detail, ratings, lineage, issues = await asyncio.gather(
         _call(ctx, "GET", f"/prompts/versions/{segment}"),
         _call(ctx, "GET", f"/prompts/versions/{segment}/ratings"),
         _call(ctx, "GET", "/prompts/lineage"),
+        _call(ctx, "GET", "/prompts/issues"),
     )
     diff = None
     if detail["parent_version"]:
-        diff = await _call(ctx, "GET", "/prompts/diff",
-                           params={"from": detail["parent_version"], "to": version})
+        diff = prompt_words.diff_for_providers(
+            await _call(ctx, "GET", "/prompts/diff",
+                        params={"from": detail["parent_version"], "to": version}),
+            sorted(ctx.providers))
+    t = translator(request, lang)
+    changes = prompt_words.changes_in_words(detail["document"].get("changes", []), t,
+                                            prompt_words.category_labels(issues))
     return render(request, lang, "prompts_version.html", page="prompts", v=detail,
-                  ratings=ratings, diff=diff, versions=lineage["versions"],
+                  changes=changes, ratings=ratings, diff=diff, versions=lineage["versions"],
+                  provider_labels=_labels(ctx, lang), enabled=sorted(ctx.providers),
                   can_decide=bool(getattr(request.state, "user", None)
                                   and request.state.user.is_admin))
 
@@ -119,8 +132,17 @@ async def diff_view(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLRes
     if not old or not new:
         raise ValidationFailed("Elige las dos versiones que quieres comparar.",
                                "Choose the two versions to compare.")
-    diff = await _call(ctx, "GET", "/prompts/diff", params={"from": old, "to": new})
-    return render(request, lang, "partials/prompts_diff.html", diff=diff)
+    diff = prompt_words.diff_for_providers(
+        await _call(ctx, "GET", "/prompts/diff", params={"from": old, "to": new}),
+        sorted(ctx.providers))
+    return render(request, lang, "partials/prompts_diff.html", diff=diff,
+                  provider_labels=_labels(ctx, lang))
+
+
+def _labels(ctx: Context, lang: str) -> dict[str, str]:
+    from services.common.parameter_space import PROVIDERS
+
+    return {p: ctx.provider_label(p, lang) for p in PROVIDERS}
 
 
 class ReasonForm(BaseModel):
