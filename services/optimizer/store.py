@@ -1,8 +1,10 @@
-"""Reading and writing observations (async SQLAlchemy; SQLite and PostgreSQL).
+"""Reading and writing observations, the phase-1 control and the recommendation
+history (async SQLAlchemy; SQLite and PostgreSQL).
 
 Ingestion is idempotent by ``rating_id``: rows go in with ``INSERT … ON CONFLICT
 DO NOTHING``, so a redelivered rating, a duplicate inside one batch, or two
-replicas ingesting the same rating at the same moment store it exactly once.
+replicas ingesting the same rating at the same moment store it exactly once. The
+recommendation history is idempotent by the model's key in the same way.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
-from services.optimizer.models import ObservationRow, Phase1ControlRow
+from services.optimizer.models import ObservationRow, Phase1ControlRow, RecommendationRow
 from services.optimizer.space import Observation
 
 
@@ -50,6 +53,11 @@ class Summary:
     providers: dict[str, ProviderStats] = field(default_factory=dict)
 
 
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
 async def insert_observations(session: AsyncSession, records: Sequence[ObservationRecord]) -> int:
     """Store ``records``, skipping rating ids already stored; returns how many were new."""
     unique: dict[str, ObservationRecord] = {}
@@ -73,10 +81,8 @@ async def insert_observations(session: AsyncSession, records: Sequence[Observati
         }
         for r in unique.values()
     ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
-        insert(ObservationRow)
+        _insert(session)(ObservationRow)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["rating_id"])
         .returning(ObservationRow.rating_id)
@@ -167,11 +173,94 @@ async def set_phase_1_control(
         "note": note,
         "changed_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(Phase1ControlRow).values(values)
+    stmt = _insert(session)(Phase1ControlRow).values(values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["id"], set_={k: stmt.excluded[k] for k in values if k != "id"}
     )
     await session.execute(stmt)
     return Phase1Control(stopped, changed_by, note, now)
+
+
+@dataclass(frozen=True)
+class RecommendationRecord:
+    """The recommendation of one fitted model, as stored in the history."""
+
+    model_key: str
+    observations_seen: int
+    observations_used: int
+    provider: str
+    values: dict[str, float]
+    predicted_rating: float
+    interval: tuple[float, float]
+    rating_interval: tuple[float, float]
+    probability_within: float | None
+    expected_regret: float | None
+    provider_probabilities: dict[str, float]
+    mode: str | None
+    prompt_version: str | None
+    fit_seconds: float
+    created_at: datetime | None = None
+
+
+async def insert_recommendation(session: AsyncSession, record: RecommendationRecord) -> bool:
+    """Append ``record`` to the history; ``False`` if that model was already stored."""
+    row = {
+        "model_key": record.model_key,
+        "observations_seen": record.observations_seen,
+        "observations_used": record.observations_used,
+        "provider": record.provider,
+        "strength": record.values["strength"],
+        "guidance": record.values["guidance"],
+        "structure": record.values["structure"],
+        "predicted_rating": record.predicted_rating,
+        "interval_low": record.interval[0],
+        "interval_high": record.interval[1],
+        "rating_interval_low": record.rating_interval[0],
+        "rating_interval_high": record.rating_interval[1],
+        "probability_within": record.probability_within,
+        "expected_regret": record.expected_regret,
+        "provider_probabilities": record.provider_probabilities,
+        "mode": record.mode,
+        "prompt_version": record.prompt_version,
+        "fit_seconds": record.fit_seconds,
+        "created_at": record.created_at or utcnow(),
+    }
+    stmt = (
+        _insert(session)(RecommendationRow)
+        .values(row)
+        .on_conflict_do_nothing(index_elements=["model_key"])
+        .returning(RecommendationRow.id)
+    )
+    return len((await session.execute(stmt)).all()) == 1
+
+
+async def load_recommendations(
+    session: AsyncSession, limit: int
+) -> tuple[list[RecommendationRecord], int]:
+    """The ``limit`` most recent history rows, oldest first, and how many there are."""
+    total = int(
+        (await session.execute(select(func.count(RecommendationRow.id)))).scalar_one()
+    )
+    stmt = select(RecommendationRow).order_by(RecommendationRow.id.desc()).limit(limit)
+    rows = list((await session.execute(stmt)).scalars())
+    rows.reverse()
+    return [
+        RecommendationRecord(
+            model_key=r.model_key,
+            observations_seen=r.observations_seen,
+            observations_used=r.observations_used,
+            provider=r.provider,
+            values={"strength": r.strength, "guidance": r.guidance, "structure": r.structure},
+            predicted_rating=r.predicted_rating,
+            interval=(r.interval_low, r.interval_high),
+            rating_interval=(r.rating_interval_low, r.rating_interval_high),
+            probability_within=r.probability_within,
+            expected_regret=r.expected_regret,
+            provider_probabilities=dict(r.provider_probabilities),
+            mode=r.mode,
+            prompt_version=r.prompt_version,
+            fit_seconds=r.fit_seconds,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ], total

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from services.optimizer import gp
+from services.optimizer.config import GPConfig
 from services.optimizer.convergence import posterior_convergence
-from services.optimizer.model import GPConfig, ModelCache, assess, encode, fit_model
+from services.optimizer.encoding import encode
+from services.optimizer.fitting import ModelCache, fit_model
 from services.optimizer.space import Context, Observation, SearchSpace, from_unit
+from services.optimizer.tests._inprocess import assess_with
 
 SPACE = SearchSpace.for_providers(["local"])
 
@@ -119,7 +122,7 @@ def test_a_new_prompt_version_keeps_what_was_learned() -> None:
         )
     cache = ModelCache()
     for version in ("1.0.0", "2.0.0"):  # 2.0.0 has no ratings yet
-        view = assess(SPACE, observations, GPConfig(), cache, Context("structure", version))
+        view = assess_with(SPACE, observations, GPConfig(), cache, Context("structure", version))
         assert view.recommendation is not None
         unit = np.array(
             [(view.recommendation.values[d] - lo) / (hi - lo) for d, lo, hi in
@@ -128,8 +131,8 @@ def test_a_new_prompt_version_keeps_what_was_learned() -> None:
         assert np.linalg.norm(unit - best) < 0.3, version
         assert view.probability_within is not None and 0 <= view.probability_within <= 1
     # Unseen context: the same optimum, but less certain about the level.
-    old = assess(SPACE, observations, GPConfig(), cache, Context("structure", "1.0.0"))
-    new = assess(SPACE, observations, GPConfig(), cache, Context("structure", "2.0.0"))
+    old = assess_with(SPACE, observations, GPConfig(), cache, Context("structure", "1.0.0"))
+    new = assess_with(SPACE, observations, GPConfig(), cache, Context("structure", "2.0.0"))
     assert old.recommendation and new.recommendation
     assert old.recommendation.interval and new.recommendation.interval
     width = lambda i: i[1] - i[0]  # noqa: E731

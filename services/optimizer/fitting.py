@@ -1,0 +1,176 @@
+"""Fitting the rating-aware GP to stored observations: one model per observation set.
+
+Decisions made here:
+
+* **One model per observation set.** The GP is fitted on every stored rating
+  (all providers, modes and prompt versions: they inform each other through the
+  kernel's correlations), at most the ``max_fit_observations`` most recent
+  (:func:`fit_window`). Hyperparameters are fitted on the ``hyper_fit_observations``
+  most recent of those (the marginal likelihood is cubic in their number and
+  stabilises long before), then the posterior is conditioned on the whole window.
+* **A model is a pure function of its key** (:func:`services.optimizer.encoding.model_key`):
+  fits start from the prior's centre, and random candidates and posterior samples
+  are seeded from the key, so replicas and restarts agree, and a cache is an
+  optimisation, never the source of truth.
+* **Analyses are memoised on the model** (per providers and context), so every
+  reader of one model shares one evaluation of the candidates.
+
+The service keeps its latest model with :class:`services.optimizer.keeper.ModelKeeper`
+(fits off the request path, one at a time); in-process callers (the benchmark, the
+tests) use :class:`ModelCache` and :func:`model_for`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+from services.optimizer import gp
+from services.optimizer.analysis import Analysis, analyse
+from services.optimizer.config import GPConfig
+from services.optimizer.encoding import Vocabulary, encode, model_key
+from services.optimizer.space import Context, Observation, SearchSpace
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class FittedModel:
+    """The GP posterior for one observation set, plus memoised analyses.
+
+    Thread-safe: the memoised queries take the model's own lock.
+    """
+
+    key: str
+    config: GPConfig
+    observations: list[Observation]
+    posterior: gp.Posterior
+    vocabulary: Vocabulary
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _analyses: dict[tuple[tuple[str, ...], Context], Analysis] = field(default_factory=dict)
+    _memo: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def n_observations(self) -> int:
+        return len(self.observations)
+
+    def default_context(self) -> Context:
+        """The context of the most recent observation (what trainers use now)."""
+        last = self.observations[-1]
+        return Context(last.mode, last.prompt_version)
+
+    def seed(self, *parts: Any) -> int:
+        text = json.dumps([self.key, *parts], default=str)
+        return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+    def analyse(self, space: SearchSpace, context: Context) -> Analysis:
+        """Posterior summaries for ``space``'s providers in ``context`` (memoised)."""
+        memo_key = (space.providers, context)
+        with self._lock:
+            if memo_key not in self._analyses:
+                rng = np.random.default_rng(self.seed("candidates", space.providers, context))
+                self._analyses[memo_key] = analyse(
+                    self.posterior, self.vocabulary, self.config, space.providers, context, rng
+                )
+            return self._analyses[memo_key]
+
+    def memo(self, key: Any, compute: Callable[[], T]) -> T:
+        """Memoise ``compute()`` under ``key`` for the life of this model."""
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            value: T = self._memo[key]
+            return value
+
+    def trainer_biases(self) -> dict[str, float]:
+        """Estimated strictness of each trainer (stars; negative = stricter)."""
+        raters = self.vocabulary.raters
+        biases = self.posterior.trainer_bias(list(raters.values()))
+        return {str(r): round(biases[c], 4) for r, c in raters.items() if r is not None}
+
+
+def fit_window(observations: Sequence[Observation], config: GPConfig) -> list[Observation]:
+    """The observations a model is conditioned on: the most recent
+    ``max_fit_observations`` (``observations`` come oldest first)."""
+    return list(observations[-config.max_fit_observations :])
+
+
+def fit_model(observations: Sequence[Observation], config: GPConfig) -> FittedModel:
+    """Fit the hyperparameters and condition the GP on ``observations`` (the window).
+
+    Raises:
+        ValueError: no observations.
+    """
+    if not observations:
+        raise ValueError("cannot fit a model without observations")
+    observations = list(observations)
+    design, ratings, vocabulary = encode(observations)
+    k = min(len(observations), config.hyper_fit_observations)
+    recent = np.arange(len(observations) - k, len(observations))
+    t = gp.fit_hyperparameters(design.take(recent), ratings[recent], config.hyper_max_iter)
+    posterior = gp.Posterior(design, ratings, t)
+    key = model_key(observations, config)
+    log.info("fitted GP on %d observations: %s", len(observations), posterior.describe())
+    return FittedModel(key, config, observations, posterior, vocabulary)
+
+
+def has_enough_data(
+    space: SearchSpace, observations: Sequence[Observation], config: GPConfig
+) -> bool:
+    """Whether ``space``'s providers have the ``n_initial_points`` observations the
+    model needs before it is used (until then: the space-filling design)."""
+    return sum(1 for o in observations if space.contains(o)) >= config.n_initial_points
+
+
+class ModelCache:
+    """Fitted models keyed by :func:`model_key`, least recently used evicted first,
+    for in-process callers (the service itself uses ``ModelKeeper``).
+
+    Thread-safe; fits run under the cache lock, so concurrent requests for the
+    same observation set fit once.
+    """
+
+    def __init__(self, maxsize: int = 4) -> None:
+        self.maxsize = maxsize
+        self.hits = 0
+        self.misses = 0
+        self._models: OrderedDict[str, FittedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, observations: Sequence[Observation], config: GPConfig) -> FittedModel:
+        """The model for exactly these observations (the window), fitting it if needed."""
+        key = model_key(observations, config)
+        with self._lock:
+            model = self._models.get(key)
+            if model is not None:
+                self.hits += 1
+                self._models.move_to_end(key)
+                return model
+            self.misses += 1
+            model = fit_model(observations, config)
+            self._models[key] = model
+            while len(self._models) > self.maxsize:
+                self._models.popitem(last=False)
+            return model
+
+
+def model_for(
+    space: SearchSpace,
+    observations: Sequence[Observation],
+    config: GPConfig,
+    cache: ModelCache,
+) -> FittedModel | None:
+    """The fitted model once ``space``'s providers have ``n_initial_points`` observations."""
+    if not has_enough_data(space, observations, config):
+        return None
+    return cache.get(fit_window(observations, config), config)
