@@ -48,7 +48,8 @@ T = TypeVar("T")
 class FittedModel:
     """The GP posterior for one observation set, plus memoised analyses.
 
-    Thread-safe: the memoised queries take the model's own lock.
+    Thread-safe: the memoised queries take the model's own (re-entrant) lock, so a
+    memoised computation may use the memoised analyses.
     """
 
     key: str
@@ -56,7 +57,7 @@ class FittedModel:
     observations: list[Observation]
     posterior: gp.Posterior
     vocabulary: Vocabulary
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _analyses: dict[tuple[tuple[str, ...], Context], Analysis] = field(default_factory=dict)
     _memo: dict[Any, Any] = field(default_factory=dict)
 

@@ -143,7 +143,8 @@ class ModelKeeper:
 
     @property
     def fitting(self) -> bool:
-        return self._running is not None
+        """Whether a fit is running or queued."""
+        return self._running is not None or self._queued is not None
 
     def request(self, observations: Sequence[Observation]) -> asyncio.Future[Fitted | None]:
         """A future of the model of ``observations`` (every stored one, oldest first),
@@ -245,6 +246,14 @@ class ModelKeeper:
                     await self.on_fitted(fitted)
                 except Exception:
                     log.exception("after-fit hook failed (the model is in use regardless)")
+
+    async def idle(self) -> None:
+        """Return once no reload or fit is pending (for tests and orderly shutdowns)."""
+        while True:
+            busy = [t for t in (self._reloader, self._worker) if t is not None and not t.done()]
+            if not busy:
+                return
+            await asyncio.wait(busy)
 
     async def close(self) -> None:
         """Stop background work (the fit in progress finishes in its thread unobserved)."""
