@@ -106,8 +106,18 @@ def fit_window(observations: Sequence[Observation], config: GPConfig) -> list[Ob
     return list(observations[-config.max_fit_observations :])
 
 
-def fit_model(observations: Sequence[Observation], config: GPConfig) -> FittedModel:
+HyperparameterSearch = Callable[[gp.Design, np.ndarray, int], np.ndarray]
+
+
+def fit_model(
+    observations: Sequence[Observation],
+    config: GPConfig,
+    search: HyperparameterSearch = gp.fit_hyperparameters,
+) -> FittedModel:
     """Fit the hyperparameters and condition the GP on ``observations`` (the window).
+
+    ``search`` finds the hyperparameters (default: in this thread); see
+    :class:`ProcessFitter` for running it in a child process.
 
     Raises:
         ValueError: no observations.
@@ -118,11 +128,52 @@ def fit_model(observations: Sequence[Observation], config: GPConfig) -> FittedMo
     design, ratings, vocabulary = encode(observations)
     k = min(len(observations), config.hyper_fit_observations)
     recent = np.arange(len(observations) - k, len(observations))
-    t = gp.fit_hyperparameters(design.take(recent), ratings[recent], config.hyper_max_iter)
+    t = search(design.take(recent), ratings[recent], config.hyper_max_iter)
     posterior = gp.Posterior(design, ratings, t)
     key = model_key(observations, config)
     log.info("fitted GP on %d observations: %s", len(observations), posterior.describe())
     return FittedModel(key, config, observations, posterior, vocabulary)
+
+
+class ProcessFitter:
+    """:func:`fit_model` with the hyperparameter search in a child process.
+
+    The search (L-BFGS over the marginal likelihood, hundreds of small matrix
+    operations) holds Python's GIL most of the time; in a thread of the service it
+    slowed every request on the event loop, most of all on a busy machine. In a
+    child process it cannot: the service's thread only waits for the answer, then
+    conditions the posterior (one Cholesky factorisation). The result is the same
+    number: the search is a pure function of its inputs.
+
+    One child, started on first use with ``spawn`` (never ``fork``: the service has
+    threads), reused for every fit; :meth:`close` stops it.
+    """
+
+    def __init__(self) -> None:
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    def _search(self, design: gp.Design, ratings: np.ndarray, max_iter: int) -> np.ndarray:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                )
+            pool = self._pool
+        t: np.ndarray = pool.submit(gp.fit_hyperparameters, design, ratings, max_iter).result()
+        return t
+
+    def __call__(self, observations: Sequence[Observation], config: GPConfig) -> FittedModel:
+        return fit_model(observations, config, self._search)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def has_enough_data(

@@ -44,7 +44,6 @@ from typing import Literal
 
 from services.common.db import utcnow
 from services.optimizer.config import GPConfig
-from services.optimizer.encoding import model_key
 from services.optimizer.fitting import FittedModel, fit_model, fit_window
 from services.optimizer.space import Observation
 
@@ -90,7 +89,6 @@ class ModelView:
 
 @dataclass
 class _Job:
-    key: str
     window: list[Observation]
     observations_seen: int
     done: asyncio.Future[Fitted | None]
@@ -163,13 +161,13 @@ class ModelKeeper:
         for job in (self._running, self._queued):
             if job is not None and job.observations_seen >= seen:
                 return job.done
+        # The window is a slice; the model's key is hashed in the fit, off the loop.
         window = fit_window(observations, self.config)
-        key = model_key(window, self.config)
         if self._queued is not None:
             # Newest wins: the older queued set's readers will get this model.
-            self._queued = _Job(key, window, seen, self._queued.done)
+            self._queued = _Job(window, seen, self._queued.done)
         else:
-            self._queued = _Job(key, window, seen, loop.create_future())
+            self._queued = _Job(window, seen, loop.create_future())
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._work(), name="gp-fit-worker")
         return self._queued.done

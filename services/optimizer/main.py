@@ -14,7 +14,7 @@ from services.common.app import build_app
 from services.common.db import transaction
 from services.optimizer import store
 from services.optimizer.api import router
-from services.optimizer.fitting import fit_model
+from services.optimizer.fitting import ProcessFitter, fit_model
 from services.optimizer.history import record_recommendation
 from services.optimizer.keeper import FitFunction, Fitted, ModelKeeper
 from services.optimizer.settings import OptimizerSettings
@@ -38,18 +38,22 @@ async def _start(app: FastAPI) -> None:
 
 async def _stop(app: FastAPI) -> None:
     await app.state.keeper.close()
+    if app.state.process_fitter is not None:
+        app.state.process_fitter.close()
     await app.state.warm_up
 
 
 def create_app(
     settings: OptimizerSettings | None = None,
     *,
-    fit: FitFunction = fit_model,
+    fit: FitFunction | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the optimizer app; settings default to the environment.
 
-    ``fit`` and ``clock`` are the model keeper's (tests pass gated fits and fake clocks).
+    ``fit`` and ``clock`` are the model keeper's (tests pass gated fits and fake
+    clocks); by default fits search hyperparameters in a child process
+    (``fit_in_process``) or in the keeper's thread.
     """
     settings = settings or OptimizerSettings()
     app = build_app(
@@ -64,13 +68,21 @@ def create_app(
         on_shutdown=[_stop],
     )
 
+    app.state.observations = store.ObservationLog()
+
     async def load() -> list[Observation]:
         async with transaction(app.state.sessions) as session:
-            return await store.load_observations(session)
+            return await app.state.observations.read(session)
 
     async def on_fitted(fitted: Fitted) -> None:
         await record_recommendation(app.state.sessions, app.state.keeper, fitted)
 
+    app.state.process_fitter = None
+    if fit is None:
+        if settings.fit_in_process:
+            app.state.process_fitter = fit = ProcessFitter()
+        else:
+            fit = fit_model
     app.state.keeper = ModelKeeper(
         settings.gp_config(), load=load, fit=fit, clock=clock, on_fitted=on_fitted
     )

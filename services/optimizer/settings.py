@@ -95,12 +95,22 @@ class OptimizerSettings(ServiceSettings):
         description="Stars: the principled convergence is the probability that the "
         "recommendation is within this much of the best point in the space.",
     )
+    fit_in_process: bool = Field(
+        default=True,
+        description="Run the hyperparameter search of each fit in a child process, so a "
+        "fit never slows the service's requests (false: in a thread of the service).",
+    )
     fit_wait_seconds: float = Field(
         default=1.0,
         ge=0,
-        description="How long a suggestion or status request waits for the fit of the "
-        "latest ratings (fits run in the background, one at a time) before it answers "
-        "from the previous model, saying how old it is.",
+        description="How long a suggestion waits for the fit of the latest ratings (fits "
+        "run in the background, one at a time) before it uses the previous model.",
+    )
+    status_fit_wait_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="The same for GET /ml/status and /ml/partial_dependence: by default "
+        "they answer at once from the latest model and say how old it is.",
     )
 
     @field_validator("default_providers")

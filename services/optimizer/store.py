@@ -9,6 +9,7 @@ recommendation history is idempotent by the model's key in the same way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,11 +92,9 @@ async def insert_observations(session: AsyncSession, records: Sequence[Observati
     return len(result.all())
 
 
-async def load_observations(
-    session: AsyncSession, providers: Sequence[str] | None = None
-) -> list[Observation]:
-    """Observations oldest first, optionally only those of ``providers``."""
-    stmt = select(
+def _observation_query() -> Any:
+    return select(
+        ObservationRow.id,
         ObservationRow.provider,
         ObservationRow.strength,
         ObservationRow.guidance,
@@ -107,22 +106,68 @@ async def load_observations(
         ObservationRow.mode,
         ObservationRow.prompt_version,
     ).order_by(ObservationRow.id)
+
+
+def _observation(row: Any) -> tuple[int, Observation]:
+    row_id, p, s, g, c, r, e, i, who, m, v = row
+    return row_id, Observation(
+        p,
+        {"strength": s, "guidance": g, "structure": c},
+        int(r),
+        experiment_id=e,
+        image_id=i,
+        rater=who,
+        mode=m,
+        prompt_version=v,
+    )
+
+
+async def load_observations(
+    session: AsyncSession, providers: Sequence[str] | None = None
+) -> list[Observation]:
+    """Observations oldest first, optionally only those of ``providers``."""
+    stmt = _observation_query()
     if providers is not None:
         stmt = stmt.where(ObservationRow.provider.in_(list(providers)))
     result = await session.execute(stmt)
-    return [
-        Observation(
-            p,
-            {"strength": s, "guidance": g, "structure": c},
-            int(r),
-            experiment_id=e,
-            image_id=i,
-            rater=who,
-            mode=m,
-            prompt_version=v,
-        )
-        for p, s, g, c, r, e, i, who, m, v in result.all()
-    ]
+    return [_observation(row)[1] for row in result.all()]
+
+
+class ObservationLog:
+    """Every stored observation, oldest first, kept in memory and brought up to date
+    on each read with the rows added since (observations are never changed or
+    deleted).
+
+    Each read counts the rows; if the count is not what the memory plus the new rows
+    make (a row with a smaller id committed after a larger one was read, or another
+    process wrote meanwhile), everything is reloaded. So a read costs a count and the
+    new rows, not the whole table, and returns exactly what
+    :func:`load_observations` would.
+
+    For one event loop (an ``asyncio.Lock`` orders concurrent reads).
+    """
+
+    def __init__(self) -> None:
+        self._observations: list[Observation] = []
+        self._last_id = 0
+        self._lock = asyncio.Lock()
+        self.full_loads = 0
+
+    async def read(self, session: AsyncSession) -> list[Observation]:
+        async with self._lock:
+            total = await count_observations(session)
+            new = (await session.execute(
+                _observation_query().where(ObservationRow.id > self._last_id)
+            )).all()
+            if len(self._observations) + len(new) != total:
+                new = (await session.execute(_observation_query())).all()
+                self._observations, self._last_id = [], 0
+                self.full_loads += 1
+            for row in new:
+                row_id, observation = _observation(row)
+                self._observations.append(observation)
+                self._last_id = max(self._last_id, row_id)
+            return list(self._observations)
 
 
 async def summarise(session: AsyncSession) -> Summary:

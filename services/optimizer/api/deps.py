@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.optimizer.keeper import ModelKeeper
 from services.optimizer.settings import OptimizerSettings
+from services.optimizer.store import ObservationLog
 
 
 def _settings(request: Request) -> OptimizerSettings:
@@ -27,6 +28,11 @@ def _keeper(request: Request) -> ModelKeeper:
     return keeper
 
 
+def _observations(request: Request) -> ObservationLog:
+    log: ObservationLog = request.app.state.observations
+    return log
+
+
 def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     return sessions
@@ -34,4 +40,5 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
 
 SettingsDep = Annotated[OptimizerSettings, Depends(_settings)]
 KeeperDep = Annotated[ModelKeeper, Depends(_keeper)]
+ObservationsDep = Annotated[ObservationLog, Depends(_observations)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]

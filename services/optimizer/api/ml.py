@@ -2,7 +2,8 @@
 
 Models are fitted in the background by the app's ``ModelKeeper``; a handler reads
 the observations in a short transaction, then asks the keeper for the model
-(waiting at most ``fit_wait_seconds``), and runs the CPU-bound posterior work in a
+(waiting at most ``fit_wait_seconds``, ``status_fit_wait_seconds`` for the status
+routes), and runs the CPU-bound posterior work in a
 worker thread so the event loop stays responsive.
 """
 
@@ -19,7 +20,7 @@ from services.common.db import transaction
 from services.common.errors import ValidationFailed
 from services.common.parameter_space import DIMENSIONS, NATIVE_NAMES, from_native
 from services.optimizer import store
-from services.optimizer.api.deps import KeeperDep, SessionsDep, SettingsDep
+from services.optimizer.api.deps import KeeperDep, ObservationsDep, SessionsDep, SettingsDep
 from services.optimizer.convergence import convergence_score, phase_1_reason
 from services.optimizer.dependence import Method, partial_dependence
 from services.optimizer.errors import InvalidParameters
@@ -65,13 +66,17 @@ VersionQuery = Annotated[str | None, Query(max_length=64)]
 
 @router.post("/suggest_parameters", response_model=SuggestResponse)
 async def suggest_parameters(
-    body: SuggestRequest, sessions: SessionsDep, keeper: KeeperDep, settings: SettingsDep
+    body: SuggestRequest,
+    sessions: SessionsDep,
+    stored: ObservationsDep,
+    keeper: KeeperDep,
+    settings: SettingsDep,
 ) -> SuggestResponse:
     """Parameter sets to try next (a space-filling design until ``n_initial_points``
     observations of the enabled providers), conditioned on the mode and prompt version."""
     space = SearchSpace.for_providers(body.providers or settings.default_providers)
     async with transaction(sessions) as session:
-        observations = await store.load_observations(session)
+        observations = await stored.read(session)
     context = Context(body.mode, body.prompt_version)
     view = await keeper.view(observations, settings.fit_wait_seconds)
     batch = await asyncio.to_thread(
@@ -192,6 +197,7 @@ def _context(
 @router.get("/status", response_model=StatusResponse)
 async def status(
     sessions: SessionsDep,
+    stored: ObservationsDep,
     keeper: KeeperDep,
     settings: SettingsDep,
     providers: ProvidersQuery = None,
@@ -209,9 +215,9 @@ async def status(
     async with transaction(sessions) as session:
         summary = await store.summarise(session)
         control = await store.get_phase_1_control(session)
-        observations = await store.load_observations(session)
+        observations = await stored.read(session)
     enabled: list[str] = list(providers) if providers else list(summary.providers)
-    view = await keeper.view(observations, settings.fit_wait_seconds)
+    view = await keeper.view(observations, settings.status_fit_wait_seconds)
     assessment = None
     if enabled:
         space = SearchSpace.for_providers(enabled)
@@ -264,6 +270,7 @@ async def status(
 @router.get("/partial_dependence", response_model=PartialDependenceResponse)
 async def partial_dependence_route(
     sessions: SessionsDep,
+    stored: ObservationsDep,
     keeper: KeeperDep,
     settings: SettingsDep,
     providers: ProvidersQuery = None,
@@ -281,9 +288,9 @@ async def partial_dependence_route(
     there is no fitted model for those providers.
     """
     async with transaction(sessions) as session:
-        observations = await store.load_observations(session)
+        observations = await stored.read(session)
     enabled = list(providers) if providers else sorted({o.provider for o in observations})
-    view = await keeper.view(observations, settings.fit_wait_seconds)
+    view = await keeper.view(observations, settings.status_fit_wait_seconds)
     model = view.model
     answer = PartialDependenceResponse(
         available=False,

@@ -31,6 +31,8 @@ def settings(database_url: str, tmp_path: Path) -> OptimizerSettings:
         random_state=7,
         n_initial_points=5,
         fit_wait_seconds=120,
+        status_fit_wait_seconds=120,
+        fit_in_process=False,
     )
 
 

@@ -34,6 +34,7 @@ def make_settings(database_url: str, tmp_path: Path, wait: float) -> OptimizerSe
         sample_points=16,
         posterior_samples=32,
         fit_wait_seconds=wait,
+        status_fit_wait_seconds=wait,
     )
 
 
@@ -243,3 +244,58 @@ def test_every_json_answer_has_a_schema_in_openapi(live: Service) -> None:
     schemas = spec["components"]["schemas"]
     assert "model_state" in schemas["StatusResponse"]["properties"]
     assert {"mean", "low", "high", "value"} <= set(schemas["EffectPointOut"]["properties"])
+
+
+def test_fits_run_in_a_child_process_by_default(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(database_url, tmp_path, DEADLINE_S)
+    assert settings.fit_in_process is True
+    with TestClient(create_app(settings)) as client:
+        post(client, "/ml/update_model",
+             {"results": [result(i, rating=1 + i % 5) for i in range(6)]})
+        st = status(client)
+        assert st["model_state"] == "fresh" and st["recommendation_source"] == "model"
+        assert client.app.state.process_fitter._pool is not None  # type: ignore[attr-defined]
+
+
+def test_the_observation_log_reads_new_rows_and_reconciles(
+    database_url: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from services.common.db import create_engine, run_migrations, session_factory, transaction
+    from services.common.parameter_space import from_native
+    from services.optimizer import store
+    from services.optimizer.main import MIGRATIONS_DIR
+
+    run_migrations(MIGRATIONS_DIR, database_url, "alembic_version_optimizer")
+
+    def records(first: int, count: int) -> list[store.ObservationRecord]:
+        out = []
+        for i in range(first, first + count):
+            r = result(i, 1 + i % 5)
+            provider, values = from_native(r["parameters"])
+            out.append(store.ObservationRecord(r["rating_id"], r["experiment_id"],
+                                               r["image_id"], r["rater"], provider, values,
+                                               r["rating"]))
+        return out
+
+    async def run() -> None:
+        engine = create_engine(database_url)
+        sessions = session_factory(engine)
+        log = store.ObservationLog()
+        try:
+            for first, count in ((0, 4), (4, 3), (7, 0), (7, 2)):
+                async with transaction(sessions) as session:
+                    await store.insert_observations(session, records(first, count))
+                async with transaction(sessions) as session:
+                    seen = await log.read(session)
+                    assert seen == await store.load_observations(session)
+            assert len(seen) == 9 and log.full_loads == 0  # only new rows were read
+            log._observations.pop(3)  # as if a row had been skipped: the count disagrees
+            async with transaction(sessions) as session:
+                assert await log.read(session) == await store.load_observations(session)
+            assert log.full_loads == 1
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())

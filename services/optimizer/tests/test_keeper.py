@@ -91,6 +91,7 @@ def test_readers_that_cannot_wait_get_the_latest_model_and_its_age() -> None:
         fit.release.set()
         await keeper.idle()
         fit.release.clear()
+        fit.started.clear()
         clock.now = 112.5
         stale = await keeper.view(observations(7), 0)  # a newer set, its fit held
         assert stale.state == "stale" and stale.age_seconds == 12.5
