@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -146,7 +148,8 @@ class ProcessFitter:
     number: the search is a pure function of its inputs.
 
     One child, started on first use with ``spawn`` (never ``fork``: the service has
-    threads), reused for every fit; :meth:`close` stops it.
+    threads), reused for every fit; :meth:`close` stops it, and it exits by itself
+    within a second if the service dies (``kill -9``, a crash), so none is orphaned.
     """
 
     def __init__(self) -> None:
@@ -160,7 +163,10 @@ class ProcessFitter:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
             pool = self._pool
         t: np.ndarray = pool.submit(gp.fit_hyperparameters, design, ratings, max_iter).result()
@@ -174,6 +180,18 @@ class ProcessFitter:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """In a child process: exit as soon as process ``parent`` is gone (checked every
+    ``every_s`` seconds by a daemon thread)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def has_enough_data(

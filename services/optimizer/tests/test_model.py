@@ -145,3 +145,33 @@ def test_posterior_convergence_known_answer() -> None:
     conv = posterior_convergence(samples, samples[:, 0], tolerance=0.25)
     assert conv.probability_within == 0.75
     assert conv.expected_regret == pytest.approx((0 + 0.5 * 0 + 0.2 + 1.0) / 4)
+
+
+def test_a_fit_child_exits_when_its_parent_is_gone() -> None:
+    """The child that searches hyperparameters watches its parent: here the "parent"
+    it is given is not its parent, so it exits at once instead of sleeping."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import time; from services.optimizer.fitting import exit_with_parent; "
+        "exit_with_parent(-1, 0.01); time.sleep(60); raise SystemExit(3)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3],
+                          timeout=50, capture_output=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_search_in_a_child_process_gives_the_same_model() -> None:
+    from services.optimizer.fitting import ProcessFitter
+
+    observations = _paired_world(3)
+    fitter = ProcessFitter()
+    try:
+        child = fitter(observations, GPConfig())
+    finally:
+        fitter.close()
+    here = fit_model(observations, GPConfig())
+    assert child.key == here.key
+    assert np.array_equal(child.posterior.t, here.posterior.t)
