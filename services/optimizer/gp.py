@@ -58,7 +58,8 @@ random effects (render, trainer, context) would need custom kernel classes and t
 small-data fits would be maximum-likelihood only. The white-noise term it would add
 is ``σ²`` here. With the group effects and correlations off and the hyperparameters
 fixed, this model *is* that regressor (``Matern(ν=5/2)·C + C + White``):
-``tests/test_gp_reference.py`` pins mean, variance, marginal likelihood and gradient.
+``services/optimizer/tests/test_gp_reference.py`` pins mean, variance, marginal
+likelihood and gradient.
 """
 
 from __future__ import annotations
