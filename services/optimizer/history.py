@@ -50,7 +50,15 @@ def history_record(fitted: Fitted, assessment: Assessment) -> store.Recommendati
         rating_interval=rec.rating_interval,
         probability_within=assessment.probability_within,
         expected_regret=assessment.expected_regret,
-        provider_probabilities={p.provider: p.probability_best for p in assessment.providers},
+        provider_posterior={
+            p.provider: {
+                "values": p.values,
+                "predicted_rating": p.predicted_rating,
+                "interval": list(p.interval),
+                "probability_best": p.probability_best,
+            }
+            for p in assessment.providers
+        },
         mode=context.mode if context else None,
         prompt_version=context.prompt_version if context else None,
         fit_seconds=fitted.fit_seconds,

@@ -10,6 +10,7 @@ names; the provider's native names are derived on the way out.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, Float, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -82,7 +83,7 @@ class RecommendationRow(Base):
     rating_interval_high: Mapped[float] = mapped_column(Float)
     probability_within: Mapped[float | None] = mapped_column(Float, nullable=True)
     expected_regret: Mapped[float | None] = mapped_column(Float, nullable=True)
-    provider_probabilities: Mapped[dict[str, float]] = mapped_column(JSON)
+    provider_posterior: Mapped[dict[str, Any]] = mapped_column(JSON)
     mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
     prompt_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     fit_seconds: Mapped[float] = mapped_column(Float)

@@ -261,6 +261,10 @@ class RecommendationOut(BaseModel):
     provider_probability: dict[str, float] = Field(
         description="Posterior probability that each rated provider is the best."
     )
+    provider_posterior: dict[str, ProviderPosteriorOut] = Field(
+        description="Each rated provider's own posterior best (how each provider's "
+        "recommended parameters moved)."
+    )
     context: ContextOut
     fit_seconds: float
 

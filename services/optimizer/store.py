@@ -228,7 +228,11 @@ async def set_phase_1_control(
 
 @dataclass(frozen=True)
 class RecommendationRecord:
-    """The recommendation of one fitted model, as stored in the history."""
+    """The recommendation of one fitted model, as stored in the history.
+
+    ``provider_posterior`` maps each rated provider to its posterior best:
+    ``{"values": {...}, "predicted_rating": x, "interval": [lo, hi], "probability_best": p}``.
+    """
 
     model_key: str
     observations_seen: int
@@ -240,7 +244,7 @@ class RecommendationRecord:
     rating_interval: tuple[float, float]
     probability_within: float | None
     expected_regret: float | None
-    provider_probabilities: dict[str, float]
+    provider_posterior: dict[str, dict[str, Any]]
     mode: str | None
     prompt_version: str | None
     fit_seconds: float
@@ -264,7 +268,7 @@ async def insert_recommendation(session: AsyncSession, record: RecommendationRec
         "rating_interval_high": record.rating_interval[1],
         "probability_within": record.probability_within,
         "expected_regret": record.expected_regret,
-        "provider_probabilities": record.provider_probabilities,
+        "provider_posterior": record.provider_posterior,
         "mode": record.mode,
         "prompt_version": record.prompt_version,
         "fit_seconds": record.fit_seconds,
@@ -301,7 +305,7 @@ async def load_recommendations(
             rating_interval=(r.rating_interval_low, r.rating_interval_high),
             probability_within=r.probability_within,
             expected_regret=r.expected_regret,
-            provider_probabilities=dict(r.provider_probabilities),
+            provider_posterior=dict(r.provider_posterior),
             mode=r.mode,
             prompt_version=r.prompt_version,
             fit_seconds=r.fit_seconds,

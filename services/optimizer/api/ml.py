@@ -361,7 +361,18 @@ async def recommendations(
                 rating_interval=r.rating_interval,
                 probability_within=r.probability_within,
                 expected_regret=r.expected_regret,
-                provider_probability=r.provider_probabilities,
+                provider_probability={
+                    p: float(v["probability_best"]) for p, v in r.provider_posterior.items()
+                },
+                provider_posterior={
+                    p: ProviderPosteriorOut(
+                        best_parameters=native(p, v["values"]),
+                        predicted_rating=v["predicted_rating"],
+                        predicted_rating_interval=tuple(v["interval"]),
+                        probability_best=v["probability_best"],
+                    )
+                    for p, v in r.provider_posterior.items()
+                },
                 context=ContextOut(mode=r.mode, prompt_version=r.prompt_version),
                 fit_seconds=r.fit_seconds,
             )

@@ -157,6 +157,12 @@ def test_recommendation_history_has_one_row_per_fitted_set(gated: Service) -> No
         assert set(item["parameters"]) == {
             "api", "strength", "guidance_scale", "controlnet_conditioning_scale"}
         assert item["provider_probability"] == {"local": 1.0}
+        local = item["provider_posterior"]["local"]
+        assert local["probability_best"] == 1.0
+        # One provider: its own best is the recommendation.
+        assert local["best_parameters"] == item["parameters"]
+        assert local["predicted_rating"] == item["predicted_rating"]
+        assert local["predicted_rating_interval"] == item["predicted_rating_interval"]
         assert item["context"] == {"mode": "structure", "prompt_version": "1.0.0"}
         assert 0.0 <= item["probability_within"] <= 1.0
     # The latest row is what the status reports.
@@ -299,3 +305,18 @@ def test_the_observation_log_reads_new_rows_and_reconciles(
             await engine.dispose()
 
     asyncio.run(run())
+
+
+def test_history_follows_each_provider(live: Service) -> None:
+    leonardo = {"api": "leonardo", "init_strength": 0.2, "guidance_scale": 9,
+                "controlnet_weight": 0.9}
+    batch = [result(i, rating=1 + i % 5) for i in range(6)]
+    batch.append(result(6, rating=4) | {"parameters": leonardo})
+    post(live.client, "/ml/update_model", {"results": batch})
+    live.idle()
+    (item,) = live.client.get("/ml/recommendations", headers=AUTH).json()["items"]
+    assert set(item["provider_posterior"]) == {"leonardo", "local"}
+    assert item["provider_posterior"]["leonardo"]["best_parameters"]["api"] == "leonardo"
+    assert "init_strength" in item["provider_posterior"]["leonardo"]["best_parameters"]
+    assert sum(item["provider_probability"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert item["parameters"]["api"] in {"leonardo", "local"}

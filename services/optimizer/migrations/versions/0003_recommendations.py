@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("rating_interval_high", sa.Float(), nullable=False),
         sa.Column("probability_within", sa.Float(), nullable=True),
         sa.Column("expected_regret", sa.Float(), nullable=True),
-        sa.Column("provider_probabilities", sa.JSON(), nullable=False),
+        sa.Column("provider_posterior", sa.JSON(), nullable=False),
         sa.Column("mode", sa.String(length=32), nullable=True),
         sa.Column("prompt_version", sa.String(length=64), nullable=True),
         sa.Column("fit_seconds", sa.Float(), nullable=False),
