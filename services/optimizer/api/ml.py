@@ -355,7 +355,7 @@ async def recommendations(
                 observations_seen=r.observations_seen,
                 observations_used=r.observations_used,
                 parameters=native(r.provider, r.values),
-                values=r.values,
+                values={k: round(v, 4) for k, v in r.values.items()},
                 predicted_rating=r.predicted_rating,
                 predicted_rating_interval=r.interval,
                 rating_interval=r.rating_interval,
