@@ -15,7 +15,6 @@ from typing import Annotated, cast
 
 from fastapi import APIRouter, Query
 
-from services.common.app import SessionDep
 from services.common.db import transaction
 from services.common.errors import ValidationFailed
 from services.common.parameter_space import DIMENSIONS, NATIVE_NAMES, from_native
@@ -381,9 +380,13 @@ async def recommendations(
     )
 
 
-async def _phase_1(session: SessionDep, stopped: bool, body: Phase1Request) -> Phase1Response:
-    control = await store.set_phase_1_control(session, stopped, body.changed_by, body.note)
-    summary = await store.summarise(session)
+async def _phase_1(
+    sessions: SessionsDep, stopped: bool, body: Phase1Request
+) -> Phase1Response:
+    # Committed before the answer leaves, so a read that follows sees it.
+    async with transaction(sessions) as session:
+        control = await store.set_phase_1_control(session, stopped, body.changed_by, body.note)
+        summary = await store.summarise(session)
     reason = phase_1_reason(summary.samples_seen, summary.best_rating, control.stopped)
     log.info("phase 1 manually %s by %s", "stopped" if stopped else "resumed", body.changed_by)
     return Phase1Response(
@@ -392,15 +395,17 @@ async def _phase_1(session: SessionDep, stopped: bool, body: Phase1Request) -> P
 
 
 @router.post("/phase_1/stop", response_model=Phase1Response)
-async def stop_phase_1(session: SessionDep, body: Phase1Request | None = None) -> Phase1Response:
+async def stop_phase_1(sessions: SessionsDep, body: Phase1Request | None = None) -> Phase1Response:
     """Admin override: declare phase 1 complete now (seed 002, "manual override")."""
-    return await _phase_1(session, True, body or Phase1Request())
+    return await _phase_1(sessions, True, body or Phase1Request())
 
 
 @router.post("/phase_1/resume", response_model=Phase1Response)
-async def resume_phase_1(session: SessionDep, body: Phase1Request | None = None) -> Phase1Response:
+async def resume_phase_1(
+    sessions: SessionsDep, body: Phase1Request | None = None
+) -> Phase1Response:
     """Undo a manual stop; phase 1 stays complete if 50 samples or a 4-star rating say so."""
-    return await _phase_1(session, False, body or Phase1Request())
+    return await _phase_1(sessions, False, body or Phase1Request())
 
 
 @router.get("/space", response_model=SpaceResponse)
