@@ -7,7 +7,9 @@ requests made every read after a new rating pay a fit, and under load the reads
 queued behind each other while holding database connections. Decisions made here:
 
 * **Fits run in one background worker thread**, never in a request: at most one fit
-  at a time, whatever the number of readers or ratings.
+  at a time, whatever the number of readers or ratings. The service's fit function
+  (:class:`services.optimizer.fitting.ProcessFitter`) runs the hyperparameter search
+  in a child process, so a fit does not hold the GIL the event loop needs.
 * **Single flight, newest wins.** A reader or a new rating *requests* the model of an
   observation set. If the latest model already covers it (or a newer one), that
   model serves; if a fit of it (or of a newer set) is running or queued, the reader
@@ -18,8 +20,9 @@ queued behind each other while holding database connections. Decisions made here
 * **Writers never wait.** ``update_model`` stores the ratings, commits, and calls
   :meth:`ModelKeeper.changed`, which schedules a reload-and-fit and returns at once.
 * **Readers wait a bounded time, then use what there is.** A reader waits at most
-  ``wait`` seconds (``OPTIMIZER_FIT_WAIT_SECONDS``) for the fit of its observations,
-  then answers from the latest model and says how old it is and how many
+  ``wait`` seconds for the fit of its observations (suggestions
+  ``OPTIMIZER_FIT_WAIT_SECONDS``, 1 s; status ``OPTIMIZER_STATUS_FIT_WAIT_SECONDS``,
+  0), then answers from the latest model and says how old it is and how many
   observations it has (``state`` is ``fresh``, ``stale``, ``fitting`` or ``none``).
 * **A failed fit is not retried for the same observations** (it is logged; the
   previous model keeps serving); the next rating tries again.
