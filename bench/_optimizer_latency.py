@@ -3,8 +3,9 @@
 For each size a fresh service (default settings) is filled with simulated ratings
 (two variants per experiment, three trainers). Then, repeatedly, one new rating is
 stored and ``POST /ml/suggest_parameters`` is timed twice: *cold* (the observation
-set changed, so the model is refitted: what a trainer waits for after rating) and
-*warm* (same set again: cache hit). ``GET /ml/status`` is timed after that (it
+set changed; the model is refitted in the background and the suggestion waits for
+it, at most ``OPTIMIZER_FIT_WAIT_SECONDS``: what a trainer waits for after rating)
+and *warm* (the model is current). ``GET /ml/status`` is timed after that (it
 shares the fitted model).
 """
 

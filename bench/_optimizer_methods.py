@@ -160,7 +160,8 @@ class OursInProcess:
     """The optimizer's domain code without HTTP (same model, same configuration)."""
 
     def __init__(self, seed: int, name: str = "ours", **config: Any) -> None:
-        from services.optimizer.model import GPConfig, ModelCache
+        from services.optimizer.config import GPConfig
+        from services.optimizer.fitting import ModelCache
 
         self.name = name
         self.config = GPConfig(random_state=seed, **config)
@@ -169,10 +170,17 @@ class OursInProcess:
         self.context = Context(MODE, PROMPT_VERSION)
         self.observations: list[Observation] = []
 
+    def _model(self) -> Any:
+        from services.optimizer.fitting import model_for
+
+        return model_for(self.space, self.observations, self.config, self.cache)
+
     def ask(self, t: int) -> list[Point]:
         from services.optimizer.suggest import suggest
 
-        batch = suggest(self.space, self.observations, 2, self.config, self.cache, self.context)
+        batch = suggest(
+            self.space, self.observations, 2, self.config, self._model(), self.context
+        )
         return [_to_point(s.provider, s.values) for s in batch]
 
     def tell(self, t: int, points: list[Point], ratings: list[float], rater: str) -> None:
@@ -191,9 +199,9 @@ class OursInProcess:
         )
 
     def recommend(self) -> Point:
-        from services.optimizer.model import recommend
+        from services.optimizer.recommendation import recommend
 
-        rec = recommend(self.space, self.observations, self.config, self.cache, self.context)
+        rec = recommend(self.space, self.observations, self._model(), self.context)
         assert rec is not None
         return _to_point(rec.provider, rec.values)
 

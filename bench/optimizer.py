@@ -52,6 +52,13 @@ LABELS = {
 # repetitions x 4 surfaces x 5 methods inside ~20 minutes on 2 cores.
 SEEDS_ACQ_POINTS = 2000
 OURS_BENCH_SETTINGS: dict[str, Any] = {"candidate_points": 256}
+# The benchmark measures what the model recommends after each rating, so every read
+# waits for the background fit of that rating (by default a suggestion waits 1 s and
+# a status read not at all, then they use the previous model); the model is the same.
+OURS_SERVICE_SETTINGS: dict[str, Any] = {"fit_wait_seconds": 600.0,
+                                         "status_fit_wait_seconds": 600.0}
+QUICK = {"repetitions": 2, "rounds": 25}
+QUICK_RESULTS = REPO / "bench" / "results" / "optimizer_quick.json"
 
 
 def run_repetition(kind: str, seed: int, rounds: int) -> dict[str, Any]:
@@ -79,7 +86,9 @@ def run_repetition(kind: str, seed: int, rounds: int) -> dict[str, Any]:
     for name in METHODS:
         start = time.perf_counter()
         if name == "ours":
-            with optimizer_service(seed=seed, **OURS_BENCH_SETTINGS) as client:
+            with optimizer_service(
+                seed=seed, **OURS_BENCH_SETTINGS, **OURS_SERVICE_SETTINGS
+            ) as client:
                 ours = OursHTTP(client, seed)
                 out["regret"][name] = drive(ours)
                 out["final_status"] = {
@@ -300,9 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--latency-only", action="store_true",
                         help="re-measure suggest latency into the existing results file")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--quick", action="store_true",
+                        help="2 repetitions per surface, 25 rounds, no latency, no plot; "
+                        "writes bench/results/optimizer_quick.json (a before/after check)")
+    parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=PLOT)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repetitions, args.rounds = QUICK["repetitions"], QUICK["rounds"]
+        args.skip_latency = True
+    if args.out is None:
+        args.out = QUICK_RESULTS if args.quick else RESULTS
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -339,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench._optimizer_latency import measure
 
         latency = measure()
-    plot(surfaces, args.plot)
+    if not args.quick:
+        plot(surfaces, args.plot)
     result = {
         "command": "make bench-optimizer  # .venv/bin/python -m bench.optimizer "
         + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -349,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "repetitions_per_surface": args.repetitions,
         "benchmark_settings": {
             "ours": OURS_BENCH_SETTINGS,
+            "ours_service": OURS_SERVICE_SETTINGS,
             "seeds_acquisition_points": SEEDS_ACQ_POINTS,
         },
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -360,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(markdown(result))
-    print(f"\nwrote {args.out} and {args.plot} in {result['wall_seconds']:.0f} s")
+    print(f"\nwrote {args.out}{'' if args.quick else ' and ' + str(args.plot)} "
+          f"in {result['wall_seconds']:.0f} s")
     return 0
 
 

@@ -1,5 +1,6 @@
-"""Tables owned by the optimizer: ``observations``, one row per rating it was told,
-and ``phase_1_control``, the admin's manual stop of phase 1 (one row at most).
+"""Tables owned by the optimizer: ``observations``, one row per rating it was told;
+``phase_1_control``, the admin's manual stop of phase 1 (one row at most); and
+``recommendations``, the recommendation after each model fit (its history).
 
 ``rating_id`` (the gateway's rating id) is unique: ingestion is idempotent and a
 redelivered rating is never counted twice. Parameters are stored in normalised
@@ -9,8 +10,9 @@ names; the provider's native names are derived on the way out.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, Float, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, Float, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import UTCDateTime, service_metadata, utcnow
@@ -54,3 +56,35 @@ class Phase1ControlRow(Base):
     changed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
     note: Mapped[str | None] = mapped_column(String(500), nullable=True)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecommendationRow(Base):
+    """The recommendation of one fitted model (one row per fitted observation set).
+
+    ``model_key`` names the model (a hash of its observations and configuration), so
+    replicas that fit the same set store it once. Parameters are normalised; the
+    context is that of the most recent rating, the providers all that were rated.
+    """
+
+    __tablename__ = "recommendations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_key: Mapped[str] = mapped_column(String(64), unique=True)
+    observations_seen: Mapped[int] = mapped_column(Integer)
+    observations_used: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(32))
+    strength: Mapped[float] = mapped_column(Float)
+    guidance: Mapped[float] = mapped_column(Float)
+    structure: Mapped[float] = mapped_column(Float)
+    predicted_rating: Mapped[float] = mapped_column(Float)
+    interval_low: Mapped[float] = mapped_column(Float)
+    interval_high: Mapped[float] = mapped_column(Float)
+    rating_interval_low: Mapped[float] = mapped_column(Float)
+    rating_interval_high: Mapped[float] = mapped_column(Float)
+    probability_within: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expected_regret: Mapped[float | None] = mapped_column(Float, nullable=True)
+    provider_posterior: Mapped[dict[str, Any]] = mapped_column(JSON)
+    mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    prompt_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fit_seconds: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["structure", "surfaces"]
 ProviderName = Literal["leonardo", "stablediffusion", "local"]
+ModelState = Literal["none", "fitting", "fresh", "stale"]
+MODEL_STATE_DESCRIPTION = (
+    "none: no model (too few ratings, or the fit failed); fitting: the first fit is "
+    "running; fresh: the model covers every stored rating; stale: newer ratings are "
+    "being fitted (or the fit failed) and the previous model answers."
+)
 
 
 class SuggestRequest(BaseModel):
@@ -122,7 +128,14 @@ class ManualStopOut(BaseModel):
 
 
 class ModelOut(BaseModel):
-    observations_used: int
+    observations_used: int = Field(description="Ratings the model is conditioned on.")
+    observations_seen: int = Field(
+        description="Ratings stored when the model was fitted (≥ observations_used: the "
+        "model is conditioned on the most recent max_fit_observations)."
+    )
+    fitted_at: datetime = Field(description="When the fit finished (UTC).")
+    age_seconds: float = Field(description="Seconds since the fit finished.")
+    fit_seconds: float = Field(description="How long the fit took.")
     hyperparameters: dict[str, float] = Field(
         description="Fitted noise model and kernel: signal_sd, lengthscale_*, *_correlation, "
         "provider_sd, context_sd, image_sd (render difficulty), rater_sd, noise_sd (stars)."
@@ -161,6 +174,7 @@ class StatusResponse(BaseModel):
         default=None, description="Mode and prompt version the recommendation is for."
     )
     model: ModelOut | None = None
+    model_state: ModelState = Field(default="none", description=MODEL_STATE_DESCRIPTION)
 
 
 class Phase1Request(BaseModel):
@@ -188,3 +202,73 @@ class SpaceResponse(BaseModel):
     default_providers: list[str]
     dimensions: list[DimensionOut]
     n_initial_points: int
+
+
+class EffectPointOut(BaseModel):
+    value: float = Field(description="Parameter value (normalised units, e.g. strength 0.28).")
+    mean: float = Field(description="Posterior mean of the partial dependence (stars).")
+    low: float = Field(description="Lower end of its 90 % credible interval.")
+    high: float = Field(description="Upper end of its 90 % credible interval.")
+
+
+class EffectCurveOut(BaseModel):
+    provider: ProviderName
+    native_name: str = Field(description="The provider's own name for the parameter.")
+    points: list[EffectPointOut]
+
+
+class ParameterEffectOut(BaseModel):
+    name: str = Field(description="Normalised parameter name (strength, guidance, structure).")
+    label_es: str
+    label_en: str
+    low: float
+    high: float
+    curves: list[EffectCurveOut] = Field(description="One curve per provider.")
+
+
+class PartialDependenceResponse(BaseModel):
+    """Each parameter's effect on the predicted rating, with its uncertainty band."""
+
+    available: bool = Field(description="False while there is no fitted model.")
+    method: Literal["average", "slice"] = Field(
+        description="average: averaged over the other parameters (uniform over the "
+        "space); slice: the other parameters held at each provider's recommended values."
+    )
+    providers: list[ProviderName]
+    context: ContextOut | None = None
+    model_state: ModelState = Field(description=MODEL_STATE_DESCRIPTION)
+    model: ModelOut | None = None
+    parameters: list[ParameterEffectOut] = Field(default_factory=list)
+
+
+class RecommendationOut(BaseModel):
+    """The recommendation of one fitted model (one per fitted set of ratings)."""
+
+    created_at: datetime
+    observations_seen: int = Field(description="Ratings stored when the model was fitted.")
+    observations_used: int = Field(description="Ratings the model is conditioned on.")
+    parameters: dict[str, Any] = Field(description='Native parameters with "api".')
+    values: dict[str, float] = Field(description="Normalised parameter values.")
+    predicted_rating: float = Field(description="Posterior mean rating there (stars).")
+    predicted_rating_interval: tuple[float, float] = Field(description="90 % credible.")
+    rating_interval: tuple[float, float] = Field(
+        description="90 % predictive interval of one new rating there."
+    )
+    probability_within: float | None = Field(
+        description="P(the recommendation is within the tolerance of the best), posterior."
+    )
+    expected_regret: float | None = Field(description="Expected stars left on the table.")
+    provider_probability: dict[str, float] = Field(
+        description="Posterior probability that each rated provider is the best."
+    )
+    provider_posterior: dict[str, ProviderPosteriorOut] = Field(
+        description="Each rated provider's own posterior best (how each provider's "
+        "recommended parameters moved)."
+    )
+    context: ContextOut
+    fit_seconds: float
+
+
+class RecommendationHistoryResponse(BaseModel):
+    total: int = Field(description="Rows in the history (items holds the latest `limit`).")
+    items: list[RecommendationOut] = Field(description="Oldest first.")

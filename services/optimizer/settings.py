@@ -1,9 +1,9 @@
 """Optimizer settings (environment prefix ``OPTIMIZER_``).
 
 Every knob has a default that works offline on a laptop. The model knobs trade
-suggestion latency against quality; with the defaults a suggestion (including the
-refit after a new rating) takes well under a second up to thousands of
-observations on two CPU cores (see docs/benchmarks.md).
+suggestion latency against quality. Fits run in the background, one at a time,
+after each new batch of ratings; requests wait at most ``fit_wait_seconds`` for
+one (see ``services/optimizer/keeper.py`` and docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.common.parameter_space import PROVIDERS
 from services.common.settings import ServiceSettings, shared_field
-from services.optimizer.model import GPConfig
+from services.optimizer.config import GPConfig
 
 
 class OptimizerSettings(ServiceSettings):
@@ -95,8 +95,22 @@ class OptimizerSettings(ServiceSettings):
         description="Stars: the principled convergence is the probability that the "
         "recommendation is within this much of the best point in the space.",
     )
-    model_cache_size: int = Field(
-        default=4, ge=1, description="Fitted models kept in memory (one per provider set)."
+    fit_in_process: bool = Field(
+        default=True,
+        description="Run the hyperparameter search of each fit in a child process, so a "
+        "fit never slows the service's requests (false: in a thread of the service).",
+    )
+    fit_wait_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a suggestion waits for the fit of the latest ratings (fits "
+        "run in the background, one at a time) before it uses the previous model.",
+    )
+    status_fit_wait_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="The same for GET /ml/status and /ml/partial_dependence: by default "
+        "they answer at once from the latest model and say how old it is.",
     )
 
     @field_validator("default_providers")

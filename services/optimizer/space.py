@@ -6,15 +6,15 @@ to their own parameter names with :func:`~services.common.parameter_space.to_nat
 
 Decisions made here:
 
-* The provider is a categorical dimension over the *enabled* providers only.
-  With one enabled provider the dimension is dropped (a one-value categorical
-  breaks scikit-optimize's transforms and carries no information anyway).
-* The continuous bounds are exactly those of ``parameter_space.DIMENSIONS``.
+* The provider is a categorical dimension over the *enabled* providers only; with
+  one enabled provider it carries no information.
+* The continuous bounds are exactly those of ``parameter_space.DIMENSIONS``; the
+  model works in the unit cube (:func:`to_unit`, :func:`from_unit`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,6 @@ from services.common.parameter_space import (
     PROVIDERS,
     to_native,
 )
-
-PROVIDER_DIM = "provider"
 
 
 @dataclass(frozen=True)
@@ -99,40 +97,8 @@ class SearchSpace:
     def has_provider_dimension(self) -> bool:
         return len(self.providers) > 1
 
-    def dimensions(self) -> list[Any]:
-        """scikit-optimize dimensions, provider first when it is a dimension."""
-        from skopt.space import Categorical, Real
-
-        dims: list[Any] = []
-        if self.has_provider_dimension:
-            dims.append(Categorical(list(self.providers), name=PROVIDER_DIM))
-        dims.extend(Real(d.low, d.high, name=d.name) for d in DIMENSIONS)
-        return dims
-
     def contains(self, observation: Observation) -> bool:
         return observation.provider in self.providers
-
-    def to_point(self, provider: str, values: Mapping[str, float]) -> list[Any]:
-        """Normalised values → a point in :meth:`dimensions` order, clipped to the bounds
-        (ingestion accepts values a hair outside them; scikit-optimize does not)."""
-        point: list[Any] = [provider] if self.has_provider_dimension else []
-        point.extend(min(max(float(values[d.name]), d.low), d.high) for d in DIMENSIONS)
-        return point
-
-    def from_point(self, point: Sequence[Any]) -> tuple[str, dict[str, float]]:
-        """A point in :meth:`dimensions` order → ``(provider, normalised values)``.
-
-        Values are clipped to the bounds to absorb floating-point drift.
-        """
-        if self.has_provider_dimension:
-            provider, reals = str(point[0]), point[1:]
-        else:
-            provider, reals = self.providers[0], point
-        values = {
-            d.name: min(max(float(v), d.low), d.high)
-            for d, v in zip(DIMENSIONS, reals, strict=True)
-        }
-        return provider, values
 
 
 def native(provider: str, values: Mapping[str, float]) -> dict[str, Any]:

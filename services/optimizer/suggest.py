@@ -53,9 +53,10 @@ Decisions made here:
   (:func:`~services.common.parameter_space.snap`: Leonardo's guidance is an
   integer), so the point the optimizer proposes, the request the gateway makes and
   the observation that comes back with the rating are the same point.
-* If fitting or acquisition fails, the batch falls back to uniformly random
-  points marked ``"random"``: a trainer is never blocked by a numerical problem
-  (it is logged).
+* If acquisition fails, the batch falls back to uniformly random points marked
+  ``"random"``: a trainer is never blocked by a numerical problem (it is logged).
+  While no model has been fitted yet although there are enough observations (the
+  first fit is still running, or it failed), the start-up design continues.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ from typing import Literal
 import numpy as np
 
 from services.common.parameter_space import random_values, snap
-from services.optimizer.model import Acquisition, Analysis, GPConfig, ModelCache, model_for
+from services.optimizer.analysis import Analysis
+from services.optimizer.config import Acquisition, GPConfig
+from services.optimizer.fitting import FittedModel
 from services.optimizer.space import Context, Observation, SearchSpace, from_unit
 
 log = logging.getLogger(__name__)
@@ -199,16 +202,20 @@ def suggest(
     observations: Sequence[Observation],
     n: int,
     config: GPConfig,
-    cache: ModelCache,
+    model: FittedModel | None,
     context: Context | None = None,
 ) -> list[Suggestion]:
-    """A batch of ``n`` suggestions given every stored observation (oldest first)."""
+    """A batch of ``n`` suggestions given every stored observation (oldest first) and
+    the latest fitted model (``None`` while there is none)."""
     context = context or Context()
     relevant = sum(1 for o in observations if space.contains(o))
+    if relevant < config.n_initial_points:
+        return initial_design(space, n, relevant, config.random_state)
+    if model is None:
+        log.info("no fitted model yet (%d observations); continuing the start-up design",
+                 relevant)
+        return initial_design(space, n, relevant, config.random_state)
     try:
-        model = model_for(space, observations, config, cache)
-        if model is None:
-            return initial_design(space, n, relevant, config.random_state)
         analysis = model.analyse(space, context)
         batch: list[Suggestion] = model.memo(
             ("batch", space.providers, context, n),

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from services.optimizer import gp
+from services.optimizer.config import GPConfig
 from services.optimizer.convergence import posterior_convergence
-from services.optimizer.model import GPConfig, ModelCache, assess, encode, fit_model
+from services.optimizer.encoding import encode
+from services.optimizer.fitting import ModelCache, fit_model
 from services.optimizer.space import Context, Observation, SearchSpace, from_unit
+from services.optimizer.tests._inprocess import assess_with
 
 SPACE = SearchSpace.for_providers(["local"])
 
@@ -119,7 +122,7 @@ def test_a_new_prompt_version_keeps_what_was_learned() -> None:
         )
     cache = ModelCache()
     for version in ("1.0.0", "2.0.0"):  # 2.0.0 has no ratings yet
-        view = assess(SPACE, observations, GPConfig(), cache, Context("structure", version))
+        view = assess_with(SPACE, observations, GPConfig(), cache, Context("structure", version))
         assert view.recommendation is not None
         unit = np.array(
             [(view.recommendation.values[d] - lo) / (hi - lo) for d, lo, hi in
@@ -128,8 +131,8 @@ def test_a_new_prompt_version_keeps_what_was_learned() -> None:
         assert np.linalg.norm(unit - best) < 0.3, version
         assert view.probability_within is not None and 0 <= view.probability_within <= 1
     # Unseen context: the same optimum, but less certain about the level.
-    old = assess(SPACE, observations, GPConfig(), cache, Context("structure", "1.0.0"))
-    new = assess(SPACE, observations, GPConfig(), cache, Context("structure", "2.0.0"))
+    old = assess_with(SPACE, observations, GPConfig(), cache, Context("structure", "1.0.0"))
+    new = assess_with(SPACE, observations, GPConfig(), cache, Context("structure", "2.0.0"))
     assert old.recommendation and new.recommendation
     assert old.recommendation.interval and new.recommendation.interval
     width = lambda i: i[1] - i[0]  # noqa: E731
@@ -142,3 +145,33 @@ def test_posterior_convergence_known_answer() -> None:
     conv = posterior_convergence(samples, samples[:, 0], tolerance=0.25)
     assert conv.probability_within == 0.75
     assert conv.expected_regret == pytest.approx((0 + 0.5 * 0 + 0.2 + 1.0) / 4)
+
+
+def test_a_fit_child_exits_when_its_parent_is_gone() -> None:
+    """The child that searches hyperparameters watches its parent: here the "parent"
+    it is given is not its parent, so it exits at once instead of sleeping."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import time; from services.optimizer.fitting import exit_with_parent; "
+        "exit_with_parent(-1, 0.01); time.sleep(60); raise SystemExit(3)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3],
+                          timeout=50, capture_output=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_search_in_a_child_process_gives_the_same_model() -> None:
+    from services.optimizer.fitting import ProcessFitter
+
+    observations = _paired_world(3)
+    fitter = ProcessFitter()
+    try:
+        child = fitter(observations, GPConfig())
+    finally:
+        fitter.close()
+    here = fit_model(observations, GPConfig())
+    assert child.key == here.key
+    assert np.array_equal(child.posterior.t, here.posterior.t)

@@ -9,7 +9,14 @@ import pytest
 from services.common.errors import ValidationFailed
 from services.common.parameter_space import DIMENSIONS, PROVIDERS, from_native, snap
 from services.optimizer.schemas import ProviderName
-from services.optimizer.space import SearchSpace, describe, native, normalise_providers
+from services.optimizer.space import (
+    SearchSpace,
+    describe,
+    from_unit,
+    native,
+    normalise_providers,
+    to_unit,
+)
 
 VALUES = {"strength": 0.28, "guidance": 7.2, "structure": 0.89}
 
@@ -65,33 +72,19 @@ def test_bad_provider_lists_are_rejected(providers: list[str]) -> None:
         normalise_providers(providers)
 
 
-def test_single_provider_drops_the_categorical_dimension() -> None:
-    space = SearchSpace.for_providers(["local"])
-    dims = space.dimensions()
-    assert [d.name for d in dims] == ["strength", "guidance", "structure"]
-    point = space.to_point("local", VALUES)
-    assert point == [0.28, 7.2, 0.89]
-    assert space.from_point(point) == ("local", VALUES)
+def test_the_provider_is_a_dimension_only_with_several_providers() -> None:
+    assert not SearchSpace.for_providers(["local"]).has_provider_dimension
+    assert SearchSpace.for_providers(["local", "leonardo"]).has_provider_dimension
 
 
-def test_several_providers_keep_the_categorical_dimension() -> None:
-    space = SearchSpace.for_providers(["local", "leonardo"])
-    dims = space.dimensions()
-    assert [d.name for d in dims] == ["provider", "strength", "guidance", "structure"]
-    assert list(dims[0].categories) == ["leonardo", "local"]
-    point = space.to_point("leonardo", VALUES)
-    assert point == ["leonardo", 0.28, 7.2, 0.89]
-    assert space.from_point(point) == ("leonardo", VALUES)
-
-
-def test_points_are_clipped_into_the_bounds() -> None:
-    space = SearchSpace.for_providers(["local"])
-    assert space.to_point(
-        "local", {"strength": 0.5 + 1e-10, "guidance": 5.0 - 1e-10, "structure": 0.9}
-    ) == [0.5, 5.0, 0.9]
-    assert space.from_point([0.6, 4.0, 1.2]) == (
-        "local",
-        {"strength": 0.5, "guidance": 5.0, "structure": 0.99},
+def test_unit_cube_round_trip_and_clipping() -> None:
+    assert to_unit(VALUES) == pytest.approx([0.45, 2.2 / 7, 0.19 / 0.29])
+    assert from_unit(to_unit(VALUES)) == pytest.approx(VALUES)
+    # Ingestion accepts values a hair outside the bounds; the model's cube does not.
+    assert to_unit({"strength": 0.5 + 1e-10, "guidance": 5.0 - 1e-10, "structure": 0.9}
+                   )[:2] == [1.0, 0.0]
+    assert from_unit([1.2, -0.5, 0.5]) == pytest.approx(
+        {"strength": 0.5, "guidance": 5.0, "structure": 0.845}
     )
 
 

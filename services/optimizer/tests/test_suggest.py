@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from services.common.parameter_space import DIMENSIONS, random_values
-from services.optimizer.model import GPConfig, ModelCache, assess, fit_window, recommend
+from services.optimizer.config import GPConfig
+from services.optimizer.fitting import ModelCache, fit_model, fit_window
+from services.optimizer.recommendation import recommend
 from services.optimizer.space import Context, Observation, SearchSpace
 from services.optimizer.suggest import initial_design, random_suggestions, suggest
+from services.optimizer.tests._inprocess import assess_with, recommend_with, suggest_with
 
 BOUNDS = {d.name: (d.low, d.high) for d in DIMENSIONS}
 # Off-centre on purpose: the centre of the box is ~0.56 from it, a random point ~0.7.
@@ -75,14 +78,14 @@ def test_start_up_design_is_repeatable_alternates_providers_and_continues() -> N
     space = SearchSpace.for_providers(["local", "leonardo"])
     config = small_config(random_state=42)
     cache = ModelCache()
-    first = suggest(space, [], 4, config, cache)
-    assert suggest(space, [], 4, config, cache) == first
+    first = suggest_with(space, [], 4, config, cache)
+    assert suggest_with(space, [], 4, config, cache) == first
     assert all(s.source == "random" for s in first)
     assert all(in_bounds(s.values) for s in first)
     assert [s.provider for s in first] == [*space.providers, *space.providers]
     assert len({s.values["strength"] for s in first}) == 4
     # One more observation: the next points of the same sequence, not a reshuffle.
-    after_one = suggest(space, random_observations(1, ["local"]), 4, config, cache)
+    after_one = suggest_with(space, random_observations(1, ["local"]), 4, config, cache)
     assert [s.values for s in after_one[:3]] == [s.values for s in first[1:]]
     assert after_one == initial_design(space, 4, 1, 42)
     assert cache.misses == 0  # no model was fitted in the start-up phase
@@ -107,7 +110,7 @@ def test_start_up_design_covers_the_box_more_evenly_than_random_points() -> None
 def test_observations_of_disabled_providers_do_not_count() -> None:
     space = SearchSpace.for_providers(["local"])
     leonardo_only = random_observations(10, ["leonardo"])
-    batch = suggest(space, leonardo_only, 2, small_config(), ModelCache())
+    batch = suggest_with(space, leonardo_only, 2, small_config(), ModelCache())
     assert [s.source for s in batch] == ["random", "random"]
     assert {s.provider for s in batch} == {"local"}
 
@@ -119,13 +122,13 @@ def test_after_initial_points_suggestions_are_bayesian_and_in_bounds(
     space = SearchSpace.for_providers(providers)
     observations = random_observations(6, providers, seed=3)
     cache = ModelCache()
-    batch = suggest(space, observations, 3, small_config(), cache, CONTEXT)
+    batch = suggest_with(space, observations, 3, small_config(), cache, CONTEXT)
     assert [s.source for s in batch] == ["bayesian"] * 3
     assert {s.strategy for s in batch} == {"thompson"}
     assert all(s.provider in providers and in_bounds(s.values) for s in batch)
     assert all(s.predicted_rating is not None for s in batch)
     assert len({tuple(s.values.values()) for s in batch}) == 3  # a batch is spread out
-    assert suggest(space, observations, 3, small_config(), cache, CONTEXT) == batch
+    assert suggest_with(space, observations, 3, small_config(), cache, CONTEXT) == batch
     assert (cache.misses, cache.hits) == (1, 1)  # same observations: fitted once
 
 
@@ -134,11 +137,11 @@ def test_other_batch_rules_give_distinct_points(first: str, rest: str) -> None:
     space = SearchSpace.for_providers(["local"])
     observations = random_observations(8, ["local"], seed=2)
     config = small_config(first_variant=first, other_variants=rest)
-    batch = suggest(space, observations, 2, config, ModelCache(), CONTEXT)
+    batch = suggest_with(space, observations, 2, config, ModelCache(), CONTEXT)
     assert [s.source for s in batch] == ["bayesian"] * 2
     assert batch[0].values != batch[1].values
     if first == "exploit":
-        rec = recommend(space, observations, config, ModelCache(), CONTEXT)
+        rec = recommend_with(space, observations, config, ModelCache(), CONTEXT)
         assert rec is not None and batch[0].values == rec.values
         assert batch[1].strategy == "expected_improvement"
         assert batch[1].expected_improvement is not None and batch[1].expected_improvement >= 0
@@ -148,8 +151,9 @@ def test_new_observation_refits_the_model() -> None:
     space = SearchSpace.for_providers(["local"])
     observations = random_observations(8, ["local"], seed=5)
     cache = ModelCache()
-    suggest(space, observations, 2, small_config(), cache)
-    suggest(space, [*observations, observation("local", OPTIMUM, 5, 99)], 2, small_config(), cache)
+    suggest_with(space, observations, 2, small_config(), cache)
+    more = [*observations, observation("local", OPTIMUM, 5, 99)]
+    suggest_with(space, more, 2, small_config(), cache)
     assert cache.misses == 2
 
 
@@ -162,12 +166,12 @@ def test_optimizer_moves_toward_the_optimum_of_a_quadratic_surface(seed: int) ->
     observations: list[Observation] = []
     sources: list[str] = []
     while len(observations) < 24:
-        for s in suggest(space, observations, 2, config, cache, CONTEXT):
+        for s in suggest_with(space, observations, 2, config, cache, CONTEXT):
             rating = quadratic_rating(s.provider, s.values)
             observations.append(observation(s.provider, s.values, rating, len(observations)))
             sources.append(s.source)
     assert sources[:6] == ["random"] * 6 and set(sources[6:]) == {"bayesian"}
-    rec = recommend(space, observations, config, cache, CONTEXT)
+    rec = recommend_with(space, observations, config, cache, CONTEXT)
     assert rec is not None and rec.source == "model"
     assert rec.provider == "local"
     # Observed 0.03-0.2 over seeds 1-6; the box centre is ~0.56 away.
@@ -182,13 +186,15 @@ def test_optimizer_moves_toward_the_optimum_of_a_quadratic_surface(seed: int) ->
 def test_thompson_sampling_stops_wasting_samples_on_a_worse_provider() -> None:
     space = SearchSpace.for_providers(["local", "leonardo"])
     observations = random_observations(40, ["local", "leonardo"], seed=11)
-    model_view = assess(space, observations, small_config(), ModelCache(), CONTEXT)
+    model_view = assess_with(space, observations, small_config(), ModelCache(), CONTEXT)
     probabilities = {p.provider: p.probability_best for p in model_view.providers}
     assert probabilities["local"] > 0.9 and probabilities["leonardo"] < 0.1
     providers = [
         s.provider
         for seed in range(4)
-        for s in suggest(space, observations, 2, small_config(random_state=seed), ModelCache())
+        for s in suggest_with(
+            space, observations, 2, small_config(random_state=seed), ModelCache()
+        )
     ]
     assert providers.count("leonardo") <= 1
 
@@ -204,11 +210,12 @@ def test_second_variant_challenges_the_leading_provider_while_it_is_uncertain() 
         observations += [
             observation(p, values, rating, i + k) for k, p in enumerate(space.providers)
         ]
-    model_view = assess(space, observations, small_config(), ModelCache(), CONTEXT)
+    model_view = assess_with(space, observations, small_config(), ModelCache(), CONTEXT)
     probabilities = [p.probability_best for p in model_view.providers]
     assert min(probabilities) > 0.05  # precondition: neither provider is ruled out
     for seed in range(4):
-        batch = suggest(space, observations, 2, small_config(random_state=seed), ModelCache())
+        config = small_config(random_state=seed)
+        batch = suggest_with(space, observations, 2, config, ModelCache())
         assert {s.provider for s in batch} == {"local", "leonardo"}
 
 
@@ -219,7 +226,7 @@ def test_recommendation_before_the_model_is_the_best_observed_point() -> None:
         Observation("leonardo", {"strength": 0.4, "guidance": 9.0, "structure": 0.9}, 4),
         Observation("local", {"strength": 0.2, "guidance": 6.0, "structure": 0.75}, 4),
     ]
-    rec = recommend(space, observations, small_config(), ModelCache())
+    rec = recommend_with(space, observations, small_config(), ModelCache())
     assert rec is not None
     assert (rec.provider, rec.values, rec.source, rec.predicted_rating) == (
         "local",
@@ -227,7 +234,7 @@ def test_recommendation_before_the_model_is_the_best_observed_point() -> None:
         "observed",
         None,
     )
-    assert recommend(space, [], small_config(), ModelCache()) is None
+    assert recommend_with(space, [], small_config(), ModelCache()) is None
 
 
 def test_model_is_conditioned_on_the_most_recent_window() -> None:
@@ -237,7 +244,7 @@ def test_model_is_conditioned_on_the_most_recent_window() -> None:
     assert window == observations[-10:]
     cache = ModelCache()
     space = SearchSpace.for_providers(["local"])
-    suggest(space, observations, 2, config, cache)
+    suggest_with(space, observations, 2, config, cache)
     assert cache.get(window, config).n_observations == 10
     assert (cache.misses, cache.hits) == (1, 1)
 
@@ -253,21 +260,23 @@ def test_importing_the_service_does_not_import_the_numerical_libraries() -> None
     assert out.stdout.strip() == "False"
 
 
-def test_a_failing_fit_degrades_to_random_points_and_the_observed_best(
+def test_a_failing_analysis_degrades_to_random_points_and_the_observed_best(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import services.optimizer.model as model
+    import services.optimizer.fitting as fitting
+
+    space = SearchSpace.for_providers(["local"])
+    observations = random_observations(8, ["local"], seed=4)
+    model = fit_model(fit_window(observations, small_config()), small_config())
 
     def broken(*args: object, **kwargs: object) -> None:
         raise np.linalg.LinAlgError("not positive definite")
 
-    monkeypatch.setattr(model, "fit_model", broken)
-    space = SearchSpace.for_providers(["local"])
-    observations = random_observations(8, ["local"], seed=4)
-    batch = suggest(space, observations, 2, small_config(), ModelCache())
+    monkeypatch.setattr(fitting, "analyse", broken)
+    batch = suggest(space, observations, 2, small_config(), model)
     assert batch == random_suggestions(space, 2, small_config().random_state + 8)
     assert all(s.source == "random" for s in batch)
-    rec = recommend(space, observations, small_config(), ModelCache())
+    rec = recommend(space, observations, model)
     assert rec is not None and rec.source == "observed"
     assert rec.values == max(reversed(observations), key=lambda o: o.rating).values
 
@@ -278,7 +287,7 @@ def test_leonardo_suggestions_carry_integer_guidance() -> None:
     the value that was sent; other providers keep continuous guidance."""
     space = SearchSpace.for_providers(["leonardo", "local"])
     config = small_config(random_state=7)
-    start = suggest(space, [], 4, config, ModelCache())
+    start = suggest(space, [], 4, config, None)
     rng = random.Random(3)
     rated = []
     for i in range(12):
@@ -287,7 +296,7 @@ def test_leonardo_suggestions_carry_integer_guidance() -> None:
         if provider == "leonardo":
             values["guidance"] = float(round(values["guidance"]))
         rated.append(observation(provider, values, quadratic_rating(provider, values), i))
-    bayesian = suggest(space, rated, 6, config, ModelCache())
+    bayesian = suggest(space, rated, 6, config, fit_model(fit_window(rated, config), config))
     fallback = random_suggestions(space, 8, seed=1)
     assert {s.source for s in bayesian} == {"bayesian"}
     batches = [start, bayesian, fallback]
@@ -297,3 +306,14 @@ def test_leonardo_suggestions_carry_integer_guidance() -> None:
     assert all(s.values["guidance"] == int(s.values["guidance"]) for s in leonardo)
     assert all(in_bounds(s.values) for s in leonardo)
     assert any(s.values["guidance"] != int(s.values["guidance"]) for s in local)
+
+
+def test_without_a_model_yet_the_start_up_design_continues() -> None:
+    """Enough ratings but no fitted model (the first fit is still running, or failed):
+    the space-filling design goes on, and the recommendation is the observed best."""
+    space = SearchSpace.for_providers(["local"])
+    observations = random_observations(8, ["local"], seed=4)
+    batch = suggest(space, observations, 2, small_config(), None)
+    assert batch == initial_design(space, 2, 8, small_config().random_state)
+    rec = recommend(space, observations, None)
+    assert rec is not None and rec.source == "observed"
