@@ -199,3 +199,19 @@ def test_migrate_creates_a_missing_postgres_database_and_two_runs_do_not_collide
         from services.common.testing import _admin
 
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_each_service_can_have_its_own_token_and_refuses_weak_ones(
+        service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from scripts.migrate import load_settings
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SERVICE_TOKEN", "s" * 40)
+    monkeypatch.setenv(f"{service.upper()}_SERVICE_TOKEN", "o" * 40)
+    assert load_settings(service).service_token == "o" * 40  # type: ignore[attr-defined]
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("GATEWAY_SESSION_SECRET", "x" * 40)
+    monkeypatch.setenv(f"{service.upper()}_SERVICE_TOKEN", "short")
+    with pytest.raises(ValueError, match="at least 32"):
+        load_settings(service)

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from services.common.messages import RatingForEvolution
+
 Mode = Literal["structure", "surfaces"]
 Arm = Literal["champion", "challenger"]
 ProviderKey = Literal["leonardo", "stablediffusion", "local"]
@@ -74,17 +76,11 @@ class AssignResponse(BaseModel):
     assignments: list[Assignment]
 
 
-class ResultIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ResultIn(RatingForEvolution):
+    """One rating as the gateway sends it, with the same limits it checks before saving
+    (:class:`services.common.messages.RatingForEvolution`)."""
 
-    rating_id: str = Field(min_length=1, max_length=64)
-    experiment_id: str = Field(min_length=1, max_length=64)
-    option: str = Field(min_length=1, max_length=8)
-    version: str = Field(min_length=1, max_length=32)
-    mode: Mode
-    rating: int = Field(ge=1, le=5)
-    comments: str | None = None
-    rater: str = Field(min_length=1, max_length=128)
+    model_config = ConfigDict(extra="forbid", frozen=False)
 
 
 class ResultsRequest(BaseModel):

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import REPO_ROOT, ServiceSettings, shared_field
+from services.common.settings import DEV_SERVICE_TOKEN, REPO_ROOT, ServiceSettings, shared_field
 
 
 class EvolutionSettings(ServiceSettings):
@@ -20,6 +20,10 @@ class EvolutionSettings(ServiceSettings):
 
     service_name: str = "evolution"
     port: int = 8002
+    service_token: str = shared_field(  # type: ignore[assignment]
+        "EVOLUTION_", "SERVICE_TOKEN", DEV_SERVICE_TOKEN,
+        "Bearer token this service accepts (EVOLUTION_SERVICE_TOKEN gives it its own; "
+        "at least 32 random characters outside development).")
     database_url: str = shared_field(  # type: ignore[assignment]
         "EVOLUTION_",
         "DATABASE_URL",

@@ -11,7 +11,13 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import REPO_ROOT, ServiceSettings, check_secret, shared_field
+from services.common.settings import (
+    DEV_SERVICE_TOKEN,
+    REPO_ROOT,
+    ServiceSettings,
+    check_secret,
+    shared_field,
+)
 
 
 def _alias(name: str) -> AliasChoices:
@@ -26,6 +32,10 @@ class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     port: int = 8000
     """Port `make run` starts the gateway on."""
+    service_token: str = shared_field(  # type: ignore[assignment]
+        "GATEWAY_", "SERVICE_TOKEN", DEV_SERVICE_TOKEN,
+        "Bearer token for the gateway's internal routes (/metrics) and, unless "
+        "GATEWAY_<SERVICE>_TOKEN says otherwise, for its calls to the other services.")
     database_url: str = shared_field(  # type: ignore[assignment]
         "GATEWAY_", "DATABASE_URL", "", "Gateway database (SQLite file under DATA_DIR by default)."
     )

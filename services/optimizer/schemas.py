@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.common.messages import RatingForOptimizer
+
 Mode = Literal["structure", "surfaces"]
 ProviderName = Literal["leonardo", "stablediffusion", "local"]
 ModelState = Literal["none", "fitting", "fresh", "stale"]
@@ -69,19 +71,14 @@ class SuggestResponse(BaseModel):
     context: ContextOut | None = None
 
 
-class RatingResult(BaseModel):
-    """One rating of one generated image."""
+class RatingResult(RatingForOptimizer):
+    """One rating of one generated image: the message the gateway sends, with the same
+    limits it checks before saving (:class:`services.common.messages.RatingForOptimizer`)."""
 
-    model_config = ConfigDict(coerce_numbers_to_str=True)
+    model_config = ConfigDict(coerce_numbers_to_str=True, frozen=False)
 
-    rating_id: str = Field(min_length=1, max_length=128)
-    experiment_id: str = Field(min_length=1, max_length=128)
-    image_id: str = Field(min_length=1, max_length=128)
-    rater: str = Field(min_length=1, max_length=255)
     parameters: dict[str, Any] = Field(description='Native names with "api".')
-    rating: int = Field(ge=1, le=5)
-    mode: Mode | None = None
-    prompt_version: str | None = Field(default=None, max_length=64)
+    mode: Mode | None = None  # type: ignore[assignment]
 
 
 class UpdateRequest(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.common.parameter_space import PROVIDERS
-from services.common.settings import ServiceSettings, shared_field
+from services.common.settings import DEV_SERVICE_TOKEN, ServiceSettings, shared_field
 from services.optimizer.config import GPConfig
 
 
@@ -25,6 +25,10 @@ class OptimizerSettings(ServiceSettings):
 
     service_name: str = "optimizer"
     port: int = 8001
+    service_token: str = shared_field(  # type: ignore[assignment]
+        "OPTIMIZER_", "SERVICE_TOKEN", DEV_SERVICE_TOKEN,
+        "Bearer token this service accepts (OPTIMIZER_SERVICE_TOKEN gives it its own; "
+        "at least 32 random characters outside development).")
     database_url: str = shared_field(  # type: ignore[assignment]
         "OPTIMIZER_",
         "DATABASE_URL",

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import ServiceSettings, shared_field
+from services.common.settings import DEV_SERVICE_TOKEN, ServiceSettings, shared_field
 
 
 class RewardSettings(ServiceSettings):
@@ -21,6 +21,10 @@ class RewardSettings(ServiceSettings):
 
     service_name: str = "reward"
     port: int = 8003
+    service_token: str = shared_field(  # type: ignore[assignment]
+        "REWARD_", "SERVICE_TOKEN", DEV_SERVICE_TOKEN,
+        "Bearer token this service accepts (REWARD_SERVICE_TOKEN gives it its own; "
+        "at least 32 random characters outside development).")
     database_url: str = shared_field(  # type: ignore[assignment]
         "REWARD_",
         "DATABASE_URL",
