@@ -22,6 +22,14 @@ from services.gateway.training import Context
 
 log = logging.getLogger(__name__)
 
+# Front-end packages installed from npm (web/package.json) and served as /vendor/<name>.
+VENDOR = {
+    "htmx": "htmx.org/dist",
+    "htmx-ext-sse": "htmx-ext-sse/dist",
+    "panzoom": "@panzoom/panzoom/dist",
+    "img-comparison-slider": "img-comparison-slider/dist",
+}
+
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
@@ -63,12 +71,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.templates = Jinja2Templates(directory=str(settings.web_dir / "templates"))
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
-    htmx_dist = settings.web_dir / "node_modules" / "htmx.org" / "dist"
-    if htmx_dist.is_dir():
-        app.mount("/vendor/htmx", StaticFiles(directory=htmx_dist), name="htmx")
-    else:
-        log.warning("htmx is not installed (%s missing): run `make run` or "
-                    "`npm ci --prefix web`; pages will not be interactive", htmx_dist)
+    for prefix, dist in VENDOR.items():
+        directory = settings.web_dir / "node_modules" / dist
+        if directory.is_dir():
+            app.mount(f"/vendor/{prefix}", StaticFiles(directory=directory), name=prefix)
+        else:
+            log.warning("%s is not installed (%s missing): run `make run` or "
+                        "`npm ci --prefix web`; pages will not be interactive", prefix, directory)
     return app
 
 
