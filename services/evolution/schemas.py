@@ -85,6 +85,9 @@ class ResultIn(BaseModel):
     rating: int = Field(ge=1, le=5)
     comments: str | None = None
     rater: str = Field(min_length=1, max_length=128)
+    revision: int = Field(
+        default=1, ge=1, description="A higher revision of a stored rating id replaces it."
+    )
 
 
 class ResultsRequest(BaseModel):

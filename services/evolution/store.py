@@ -152,6 +152,9 @@ async def total_samples(session: AsyncSession) -> int:
 async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]]) -> int:
     """Store ratings, ignoring rating ids already stored; return how many rows are new.
 
+    A result whose ``revision`` is higher than the stored one (a trainer's correction)
+    replaces its rating and comments in place; it is not counted as new.
+
     All or nothing: if any result names an unknown version, nothing is stored.
     Within one call the first occurrence of a rating id wins.
 
@@ -172,15 +175,23 @@ async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]
         )
     unique: dict[str, dict[str, Any]] = {}
     for result in results:
-        unique.setdefault(result["rating_id"], result)
+        kept = unique.get(result["rating_id"])
+        if kept is None or result.get("revision", 1) > kept.get("revision", 1):
+            unique[result["rating_id"]] = result
+    known = set((await session.execute(
+        select(PromptResult.rating_id).where(PromptResult.rating_id.in_(list(unique)))
+    )).scalars())
     now = utcnow()
-    stmt = (
-        _insert(session, PromptResult)
-        .values([{**row, "created_at": now} for row in unique.values()])
-        .on_conflict_do_nothing(index_elements=["rating_id"])
-        .returning(PromptResult.id)
-    )
-    return len((await session.execute(stmt)).all())
+    insert = _insert(session, PromptResult).values(
+        [{**row, "created_at": now} for row in unique.values()])
+    # A higher revision of a stored rating id (a trainer's correction) replaces it.
+    stmt = insert.on_conflict_do_update(
+        index_elements=["rating_id"],
+        set_={"rating": insert.excluded.rating, "comments": insert.excluded.comments,
+              "revision": insert.excluded.revision},
+        where=PromptResult.revision < insert.excluded.revision,
+    ).returning(PromptResult.rating_id)
+    return sum(rid not in known for rid in (await session.execute(stmt)).scalars())
 
 
 async def results(

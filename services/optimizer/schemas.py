@@ -76,6 +76,9 @@ class RatingResult(BaseModel):
     rating: int = Field(ge=1, le=5)
     mode: Mode | None = None
     prompt_version: str | None = Field(default=None, max_length=64)
+    revision: int = Field(
+        default=1, ge=1, description="A higher revision of a stored rating id replaces it."
+    )
 
 
 class UpdateRequest(BaseModel):

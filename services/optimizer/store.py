@@ -1,8 +1,10 @@
 """Reading and writing observations (async SQLAlchemy; SQLite and PostgreSQL).
 
-Ingestion is idempotent by ``rating_id``: rows go in with ``INSERT … ON CONFLICT
-DO NOTHING``, so a redelivered rating, a duplicate inside one batch, or two
-replicas ingesting the same rating at the same moment store it exactly once.
+Ingestion is idempotent by ``rating_id``: rows go in with ``INSERT … ON CONFLICT``,
+so a redelivered rating, a duplicate inside one batch, or two replicas ingesting
+the same rating at the same moment store it exactly once. A trainer's correction
+arrives as a higher ``revision`` of the same rating id and replaces the stored
+rating in place (a lower or equal revision changes nothing).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class ObservationRecord:
     rating: int
     mode: str | None = None
     prompt_version: str | None = None
+    revision: int = 1
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,22 @@ class Summary:
 
 
 async def insert_observations(session: AsyncSession, records: Sequence[ObservationRecord]) -> int:
-    """Store ``records``, skipping rating ids already stored; returns how many were new."""
+    """Store ``records``, skipping rating ids already stored (unless a record is a higher
+    revision, which replaces the stored rating); returns how many were new."""
     unique: dict[str, ObservationRecord] = {}
     for record in records:
-        unique.setdefault(record.rating_id, record)
+        kept = unique.get(record.rating_id)
+        if kept is None or record.revision > kept.revision:
+            unique[record.rating_id] = record
     if not unique:
         return 0
+    known = set(
+        (
+            await session.execute(
+                select(ObservationRow.rating_id).where(ObservationRow.rating_id.in_(list(unique)))
+            )
+        ).scalars()
+    )
     rows = [
         {
             "rating_id": r.rating_id,
@@ -70,19 +83,20 @@ async def insert_observations(session: AsyncSession, records: Sequence[Observati
             "rating": r.rating,
             "mode": r.mode,
             "prompt_version": r.prompt_version,
+            "revision": r.revision,
         }
         for r in unique.values()
     ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = (
-        insert(ObservationRow)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["rating_id"])
-        .returning(ObservationRow.rating_id)
-    )
+    stmt = insert(ObservationRow).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["rating_id"],
+        set_={"rating": stmt.excluded.rating, "revision": stmt.excluded.revision},
+        where=ObservationRow.revision < stmt.excluded.revision,
+    ).returning(ObservationRow.rating_id)
     result = await session.execute(stmt)
-    return len(result.all())
+    return sum(rating_id not in known for rating_id in result.scalars())
 
 
 async def load_observations(

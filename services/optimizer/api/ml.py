@@ -126,6 +126,7 @@ async def update_model(body: UpdateRequest, session: SessionDep) -> UpdateRespon
                 rating=result.rating,
                 mode=result.mode,
                 prompt_version=result.prompt_version,
+                revision=result.revision,
             )
         )
     new = await store.insert_observations(session, records)
