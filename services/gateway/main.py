@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 
 from services.common.app import build_app
 from services.gateway import selection
-from services.gateway.api import enhance, images, pages, prompts_pages, train
+from services.gateway.api import enhance, images, pages, prompts_pages, rating_page, train
 from services.gateway.clients import ServiceClients
 from services.gateway.jobs import JobRunner
 from services.gateway.outbox import OutboxDeliverer
@@ -64,8 +64,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Afinador gateway",
         description="Trainer pages and the public training API.",
         migrations_dir=Path(__file__).parent / "migrations",
-        public_routers=[enhance.router, train.router, images.router, pages.router,
-                        prompts_pages.router],
+        public_routers=[enhance.router, train.router, images.router, rating_page.router,
+                        pages.router, prompts_pages.router],
         on_startup=[start_background],
         on_shutdown=[stop_background],
     )

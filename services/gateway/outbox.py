@@ -37,25 +37,36 @@ def outbox_messages(
     rating: Rating, variant: Variant, experiment: Experiment, enhanced_blob_key: str,
     original_blob_key: str | None = None,
 ) -> list[OutboxMessage]:
-    """The three messages a saved rating produces (add them in the rating's transaction)."""
+    """The three messages a saved rating produces (add them in the rating's transaction).
+
+    Each carries the rating's ``revision``: a receiver that already holds the rating id
+    replaces it when the revision is higher and ignores it otherwise. A rating the
+    trainer could not judge (``rating`` None) produces no message.
+    """
+    if rating.rating is None:
+        return []
+    revision = rating.revision or 1
     optimizer = {"results": [{
-        "rating_id": rating.id, "experiment_id": experiment.id,
+        "rating_id": rating.id, "revision": revision, "experiment_id": experiment.id,
         "image_id": experiment.original_image_id, "rater": rating.rated_by,
         "parameters": variant.parameters, "rating": rating.rating,
         "mode": experiment.mode, "prompt_version": variant.prompt_version,
     }]}
     evolution = {"results": [{
-        "rating_id": rating.id, "experiment_id": experiment.id, "option": variant.option,
-        "version": variant.prompt_version, "mode": experiment.mode, "rating": rating.rating,
+        "rating_id": rating.id, "revision": revision, "experiment_id": experiment.id,
+        "option": variant.option, "version": variant.prompt_version, "mode": experiment.mode,
+        "rating": rating.rating,
         "comments": rating.comments, "rater": rating.rated_by,
     }]}
     reward = {"form": {
-        "rating_id": rating.id, "rating": str(rating.rating), "experiment_id": experiment.id,
+        "rating_id": rating.id, "revision": str(revision), "rating": str(rating.rating),
+        "experiment_id": experiment.id,
         "option": variant.option, "rater": rating.rated_by, "variant_id": variant.id,
         "prompt_version": variant.prompt_version, "mode": experiment.mode,
     }, "blob_key": enhanced_blob_key, "original_blob_key": original_blob_key}
     payloads = {"optimizer": optimizer, "evolution": evolution, "reward": reward}
-    return [OutboxMessage(rating_id=rating.id, target=t, payload=payloads[t]) for t in TARGETS]
+    return [OutboxMessage(rating_id=rating.id, target=t, revision=revision, payload=payloads[t])
+            for t in TARGETS]
 
 
 class OutboxDeliverer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 Mode = Literal["structure", "surfaces"]
 Option = Literal["A", "B"]
@@ -31,6 +31,9 @@ class OptionOut(BaseModel):
     estimated_cost_usd: float | None = None
     rating: int | None = None
     comments: str | None = None
+    rating_id: str | None = None
+    cannot_judge_reason: str | None = None
+    revision: int | None = None
     predicted_rating: float | None = None
     predicted_std: float | None = None
     reward_model_version: str | None = None
@@ -50,15 +53,30 @@ class ExperimentOut(BaseModel):
     candidates_finished: int = 0
 
 
+CannotJudgeReason = Literal["broken", "different_scene", "expertise", "other"]
+
+
 class RatingIn(BaseModel):
     option: Option
-    rating: int = Field(..., description="Whole stars, 1 to 5.")
+    rating: int | None = Field(None, description="Whole stars, 1 to 5; null with "
+                               "cannot_judge_reason when the trainer could not judge.")
     comments: str = Field("", max_length=4000)
+    cannot_judge_reason: CannotJudgeReason | None = Field(
+        None, description="Set instead of a rating: why the trainer could not judge this "
+        "variant. Such ratings are stored but never sent to the learning services.")
     image_id: str | None = None  # accepted for compatibility with the seeds; not needed
+
+    @model_validator(mode="after")
+    def _rating_or_reason(self) -> RatingIn:
+        if (self.rating is None) == (self.cannot_judge_reason is None):
+            raise ValueError("da una puntuación de 1 a 5 o un motivo para no juzgar, no ambos")
+        return self
 
     @field_validator("rating", mode="before")
     @classmethod
-    def _whole_stars(cls, value: Any) -> int:
+    def _whole_stars(cls, value: Any) -> int | None:
+        if value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ValueError("la puntuación debe ser un número entero de 1 a 5")
         try:
@@ -74,6 +92,16 @@ class RateIn(BaseModel):
     experiment_id: str
     ratings: list[RatingIn] = Field(..., min_length=1, max_length=2)
     rated_by: str = Field("trainer", min_length=1, max_length=255)
+    seconds_to_rate: float | None = Field(
+        None, ge=0, le=86400, description="Seconds from both variants shown to submit, "
+        "minus time the page was hidden (measured by the page).")
+
+
+class RatingEditIn(BaseModel):
+    """A trainer's correction of one saved rating (undo or history): a new revision."""
+
+    rating: int = Field(..., ge=1, le=5)
+    comments: str = Field("", max_length=4000)
 
 
 class RateOut(BaseModel):

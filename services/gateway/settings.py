@@ -125,6 +125,9 @@ class GatewaySettings(ServiceSettings):
     rate_delivery_timeout_seconds: float = 5.0
     """How long saving a rating waits for the immediate delivery before answering."""
 
+    shuffle_options: bool = True
+    """Blind rating: show the two variants as A/B in random order (recorded per experiment)."""
+
     # phase 2 --------------------------------------------------------------------------
     best_of_n_enabled: bool = True
     """With a validated reward model, generate N candidates and show the best + most uncertain."""

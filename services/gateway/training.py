@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,11 +90,17 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
     count = selection.candidate_count(ctx, enabled) if best_of_n else len(OPTIONS)
     chosen = await suggestions.suggest(ctx.clients, mode, count, enabled,
                                        assignments[0].version)
+    swapped = False
     if best_of_n:
         options: list[str | None] = [None] * len(chosen)
         planned = [assignments[0]] * len(chosen)
     else:
         options, planned = list(OPTIONS), assignments
+        # Blind rating: which suggestion is shown as A is drawn at random and recorded
+        # (prompt assignments stay with their option, as the evolution service gave them).
+        swapped = settings.shuffle_options and secrets.randbelow(2) == 1
+        if swapped:
+            chosen = list(reversed(chosen))
 
     image_id = new_id("img")
     blob_key = f"originals/{image_id}.jpg"
@@ -107,7 +114,8 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
             await session.flush()
             experiment = Experiment(id=experiment_id, original_image_id=image_id, mode=mode,
                                     project_id=project_id or None,
-                                    strategy="best_of_n" if best_of_n else "pair")
+                                    strategy="best_of_n" if best_of_n else "pair",
+                                    options_swapped=swapped)
             session.add(experiment)
             await session.flush()
             for index, (option, assignment, (params, source)) in enumerate(
@@ -165,6 +173,9 @@ async def describe_experiment(ctx: Context, experiment_id: str, lang: str = "es"
             estimated_cost_usd=v.estimated_cost_usd,
             rating=rating.rating if rating else None,
             comments=rating.comments if rating else None,
+            rating_id=rating.id if rating else None,
+            cannot_judge_reason=rating.cannot_judge_reason if rating else None,
+            revision=rating.revision if rating else None,
             predicted_rating=v.predicted_rating, predicted_std=v.predicted_std,
             reward_model_version=v.reward_model_version, selection_reason=v.selection_reason))
     if experiment.rated_at is not None:
@@ -185,7 +196,7 @@ async def describe_experiment(ctx: Context, experiment_id: str, lang: str = "es"
 
 # rating ------------------------------------------------------------------------------
 async def rating_totals(session: AsyncSession) -> tuple[int, float | None]:
-    count, best = (await session.execute(select(func.count(Rating.id), func.max(Rating.rating)))
+    count, best = (await session.execute(select(func.count(Rating.rating), func.max(Rating.rating)))
                    ).one()
     return int(count), (float(best) if best is not None else None)
 
@@ -239,7 +250,9 @@ async def rate_experiment(ctx: Context, body: RateIn) -> RateOut:
                 assert enhanced is not None
                 rating = Rating(id=new_id("rat"), experiment_id=experiment.id,
                                 variant_id=variant.id, option=item.option, rating=item.rating,
-                                comments=item.comments.strip(), rated_by=body.rated_by.strip())
+                                cannot_judge_reason=item.cannot_judge_reason,
+                                comments=item.comments.strip(), rated_by=body.rated_by.strip(),
+                                seconds_to_rate=body.seconds_to_rate)
                 session.add(rating)
                 await session.flush()
                 session.add_all(outbox_messages(rating, variant, experiment, enhanced.blob_key,
@@ -294,16 +307,17 @@ async def training_status(ctx: Context) -> dict[str, Any]:
         samples, best = await rating_totals(session)
         pending = await pending_counts(session)
         by_provider = (await session.execute(
-            select(Variant.provider, func.avg(Rating.rating), func.count(Rating.id))
-            .join(Rating, Rating.variant_id == Variant.id).group_by(Variant.provider)
+            select(Variant.provider, func.avg(Rating.rating), func.count(Rating.rating))
+            .join(Rating, Rating.variant_id == Variant.id).where(Rating.rating.is_not(None))
+            .group_by(Variant.provider)
         )).all()
         live = (await session.execute(
             select(Variant.predicted_rating, Rating.rating)
             .join(Rating, Rating.variant_id == Variant.id)
-            .where(Variant.predicted_rating.is_not(None)))).all()
+            .where(Variant.predicted_rating.is_not(None), Rating.rating.is_not(None)))).all()
         best_row = (await session.execute(
             select(Variant.provider, Variant.parameters, Rating.rating)
-            .join(Rating, Rating.variant_id == Variant.id)
+            .join(Rating, Rating.variant_id == Variant.id).where(Rating.rating.is_not(None))
             .order_by(Rating.rating.desc(), Rating.created_at.desc()).limit(1)
         )).first()
     complete, reason = phase1_status(ctx.settings, samples, best, optimizer)
@@ -388,32 +402,38 @@ async def training_history(ctx: Context, limit: int = 50, min_rating: float | No
             select(Experiment).where(Experiment.rated_at.is_not(None)))).scalars()}
     grouped: dict[str, list[dict[str, Any]]] = {}
     for rating, variant in rows:
-        if min_rating is not None and rating.rating < min_rating:
+        if min_rating is not None and (rating.rating is None or rating.rating < min_rating):
             continue
         if api is not None and variant.provider != api:
             continue
         grouped.setdefault(rating.experiment_id, []).append({
-            "option": rating.option, "rating": float(rating.rating), "api": variant.provider,
+            "option": rating.option,
+            "rating": float(rating.rating) if rating.rating is not None else None,
+            "api": variant.provider,
             "parameters": variant.parameters, "prompt_version": variant.prompt_version,
             "comments": rating.comments, "rated_by": rating.rated_by,
             "image_url": image_url(variant.image_id) if variant.image_id else None,
+            "rating_id": rating.id, "revision": rating.revision,
+            "cannot_judge_reason": rating.cannot_judge_reason,
+            "seconds_to_rate": rating.seconds_to_rate,
         })
     experiments = [
         {"experiment_id": eid, "created_at": experiments_created.get(eid),
          "options": sorted(opts, key=lambda o: o["option"])}
         for eid, opts in list(grouped.items())[:limit]
     ]
-    chronological = [r for r, _ in reversed(rows)]
-    all_ratings = [r.rating for r in chronological]
+    # Analytics count stars only ("cannot judge" ratings have none), oldest first.
+    starred = [(r.rating, v) for r, v in reversed(rows) if r.rating is not None]
+    all_ratings = [stars for stars, _ in starred]
     trend = [round(sum(all_ratings[i:i + 10]) / len(all_ratings[i:i + 10]), 3)
              for i in range(0, len(all_ratings), 10)]
     per_api: dict[str, list[int]] = {}
     best_params = None
     best_value = -1
-    for rating, variant in reversed(rows):
-        per_api.setdefault(variant.provider, []).append(rating.rating)
-        if rating.rating >= best_value:
-            best_value, best_params = rating.rating, variant.parameters
+    for stars, variant in starred:
+        per_api.setdefault(variant.provider, []).append(stars)
+        if stars >= best_value:
+            best_value, best_params = stars, variant.parameters
     return {
         "experiments": experiments,
         "analytics": {
