@@ -27,12 +27,18 @@
 
   function frameOf(stage) { return stage.parentElement; }
 
+  // Followers take the leader's values as they are: the leader already constrained them,
+  // and Panzoom would constrain again against sizes its pending frame has not applied yet.
+  function follow(pz) {
+    pz.zoom(zoom.scale, { animate: false, silent: true, force: true, contain: false });
+    pz.pan(zoom.x, zoom.y, { animate: false, silent: true, force: true, contain: false });
+  }
+
   function applyAll(source) {
     zoom.syncing = true;
     zoom.items.forEach(function (item) {
       if (item.stage === source || !document.body.contains(item.stage)) return;
-      item.pz.zoom(zoom.scale, { animate: false, silent: true, force: true });
-      item.pz.pan(zoom.x, zoom.y, { animate: false, silent: true, force: true });
+      follow(item.pz);
     });
     zoom.syncing = false;
     var level = document.getElementById("zoom-level");
@@ -49,8 +55,7 @@
                                        excludeClass: "panzoom-exclude", cursor: "grab" });
       var item = { stage: stage, pz: pz };
       zoom.items.push(item);
-      pz.zoom(zoom.scale, { animate: false, silent: true, force: true });
-      pz.pan(zoom.x, zoom.y, { animate: false, silent: true, force: true });
+      follow(pz);
       stage.addEventListener("panzoomchange", function (event) {
         if (zoom.syncing) return;
         zoom.scale = event.detail.scale; zoom.x = event.detail.x; zoom.y = event.detail.y;
@@ -371,6 +376,17 @@
       toggleSlider(compare() && compare().classList.contains("sliding"));
       checkReady();
     }
+  });
+  // A card already showing its final state is not replaced (the stream sends every card
+  // when it connects or reconnects): nothing the trainer typed is touched.
+  document.addEventListener("htmx:sseBeforeMessage", function (event) {
+    var pane = event.target;
+    var message = event.detail || {};
+    if (!pane || !pane.classList || !pane.classList.contains("pane") || typeof message.data !== "string") return;
+    var incoming = /data-status="([a-z]+)"/.exec(message.data);
+    var frame = $(".frame", pane);
+    if (incoming && frame && frame.dataset.status === incoming[1] &&
+        /^(succeeded|failed|cancelled)$/.test(incoming[1])) event.preventDefault();
   });
   // SSE swaps do not go through a request; they fire htmx:sseMessage after the swap.
   document.addEventListener("htmx:sseMessage", function (event) {
