@@ -14,6 +14,7 @@ sentence that says what happened and what to do, in Spanish first.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,6 +47,16 @@ class ValidationFailed(AfinadorError):
     status_code = 422
     code = "validation_failed"
 
+    @classmethod
+    def from_pydantic(cls, errors: Sequence[Any]) -> ValidationFailed:
+        """One sentence listing each field that failed pydantic's validation."""
+        problems = []
+        for err in errors:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {str(err.get('msg', '')).removeprefix('Value error, ')}")
+        return cls("La petición no es válida: " + "; ".join(problems),
+                   "The request is not valid: " + "; ".join(problems))
+
 
 class NotFound(AfinadorError):
     status_code = 404
@@ -72,6 +83,16 @@ def error_body(error: AfinadorError) -> dict[str, Any]:
     return {"detail": error.message_es, "error": error.to_dict()}
 
 
+def unexpected_error() -> AfinadorError:
+    """What a caller is told when a bug, not their request, made the call fail."""
+    return AfinadorError(
+        "Error interno inesperado; no se guardó nada. Inténtalo de nuevo y, si se repite, "
+        "avisa al equipo técnico.",
+        "Unexpected internal error; nothing was saved. Try again and, if it happens again, "
+        "tell the technical team.",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AfinadorError)
     async def _afinador_error(request: Request, exc: AfinadorError) -> JSONResponse:
@@ -82,22 +103,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed unexpectedly", request.method, request.url.path)
-        error = AfinadorError(
-            "Error interno inesperado; no se guardó nada. Inténtalo de nuevo y, si se repite, "
-            "avisa al equipo técnico.",
-            "Unexpected internal error; nothing was saved. Try again and, if it happens again, "
-            "tell the technical team.",
-        )
-        return JSONResponse(error_body(error), status_code=500)
+        return JSONResponse(error_body(unexpected_error()), status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append(f"{where}: {str(err.get('msg', '')).removeprefix('Value error, ')}")
-        error = ValidationFailed(
-            "La petición no es válida: " + "; ".join(problems),
-            "The request is not valid: " + "; ".join(problems),
-        )
+        error = ValidationFailed.from_pydantic(exc.errors())
         return JSONResponse(error_body(error), status_code=422)

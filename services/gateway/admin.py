@@ -29,6 +29,7 @@ class AdminRequired(Unauthorized):
     """The request lacks the admin password (or carries a wrong one)."""
 
     code = "admin_required"
+    headers = {"WWW-Authenticate": REALM}  # makes the browser ask for name and password
 
     def __init__(self) -> None:
         super().__init__(

@@ -7,10 +7,31 @@ degraded mode (random suggestions, last known prompt, phase-1 behaviour).
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable
 from typing import Any
 
+from services.common.errors import ServiceUnavailable
 from services.common.http import InternalClient
 from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+STATUS_TIMEOUT_SECONDS = 3.0
+"""How long a status read waits for a sibling before reporting it as down."""
+
+
+async def optional_status(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+    """A sibling's status, or ``None`` when it is down or slow (status never fails)."""
+    try:
+        return dict(await asyncio.wait_for(call, STATUS_TIMEOUT_SECONDS))
+    except (ServiceUnavailable, TimeoutError, OSError) as exc:
+        log.info("status: a service is unavailable: %s", exc)
+        return None
+    except Exception:
+        log.exception("status: unexpected error from a service")
+        return None
 
 
 class ServiceClients:

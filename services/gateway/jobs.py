@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 import time
 import uuid
@@ -28,6 +27,7 @@ from datetime import timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.gateway.errors import ProviderError
 from services.gateway.ids import new_id
@@ -263,7 +263,7 @@ class JobRunner:
                               delay: float | None = None) -> None:
         if retryable and job.attempts < job.max_attempts:
             if delay is None:
-                delay = min(30.0, 2.0 ** job.attempts) * (0.5 + random.random())
+                delay = backoff_delay(job.attempts, base=1.0, cap=30.0)
             async with self.sessions() as session, session.begin():
                 await session.execute(
                     update(GenerationJob)

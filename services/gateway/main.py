@@ -12,13 +12,14 @@ from fastapi.templating import Jinja2Templates
 from services.common.app import build_app
 from services.gateway import selection
 from services.gateway.api import enhance, images, pages, prompts_pages, rating_page, train
+from services.gateway.api.errors import install_error_handlers
 from services.gateway.clients import ServiceClients
+from services.gateway.context import Context
 from services.gateway.jobs import JobRunner
 from services.gateway.outbox import OutboxDeliverer
 from services.gateway.providers import build_providers
 from services.gateway.settings import GatewaySettings
 from services.gateway.storage import open_blob_store
-from services.gateway.training import Context
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         on_startup=[start_background],
         on_shutdown=[stop_background],
     )
+    install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=str(settings.web_dir / "templates"))
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
     for prefix, dist in VENDOR.items():

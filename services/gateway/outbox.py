@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import timedelta
 from typing import Any
 
@@ -20,8 +19,10 @@ import httpx
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.common.errors import ServiceUnavailable
+from services.common.http import SiblingRefused
 from services.gateway.clients import ServiceClients
 from services.gateway.models import Experiment, OutboxMessage, Rating, Variant
 from services.gateway.settings import GatewaySettings
@@ -162,7 +163,7 @@ class OutboxDeliverer:
     async def _deliver(self, message: OutboxMessage) -> bool:
         try:
             await self._send(message)
-        except (ServiceUnavailable, httpx.HTTPError, OSError) as exc:
+        except (ServiceUnavailable, SiblingRefused, httpx.HTTPError, OSError) as exc:
             await self._reschedule(message, exc)
             return False
         async with self.sessions() as session, session.begin():
@@ -174,9 +175,8 @@ class OutboxDeliverer:
 
     async def _reschedule(self, message: OutboxMessage, exc: Exception) -> None:
         attempts = message.attempts + 1
-        delay = min(self.settings.outbox_max_backoff_seconds, 2.0 ** attempts)
-        delay *= 0.5 + random.random()
-        rejected = isinstance(exc, httpx.HTTPStatusError)
+        delay = backoff_delay(attempts, base=1.0, cap=self.settings.outbox_max_backoff_seconds)
+        rejected = isinstance(exc, SiblingRefused)
         level = logging.ERROR if rejected else logging.WARNING
         log.log(level, "rating %s not delivered to %s (attempt %d, next in %.1fs): %s",
                 message.rating_id, message.target, attempts, delay, exc)

@@ -29,12 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import utcnow
 from services.common.errors import ValidationFailed
+from services.gateway.context import Context
 from services.gateway.errors import ExperimentNotFound, RatingRejected
+from services.gateway.experiments import load_experiment
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, Image, Rating, Variant
 from services.gateway.outbox import outbox_messages
 from services.gateway.schemas import RateIn, RatingEditIn
-from services.gateway.training import Context, load_experiment
 
 UNDO_SECONDS = 30
 # The undo button counts down in the page; the server allows for the round trip.
@@ -59,6 +60,18 @@ def undo_seconds_left(saved_at: datetime, now: datetime | None = None) -> int:
 def _not_yours() -> RatingRejected:
     return RatingRejected("Solo puedes corregir tus propias puntuaciones.",
                           "You can only correct your own ratings.")
+
+
+async def own_rating(ctx: Context, rating_id: str, trainer: str) -> Rating:
+    """The rating, if ``trainer`` saved it."""
+    async with ctx.sessions() as session:
+        rating = await session.get(Rating, rating_id)
+    if rating is None:
+        raise ExperimentNotFound(f"No existe la puntuación {rating_id}.",
+                                 f"Rating {rating_id} does not exist.")
+    if rating.rated_by != trainer.strip():
+        raise _not_yours()
+    return rating
 
 
 async def saved_values(sessions: async_sessionmaker[AsyncSession], experiment_id: str,

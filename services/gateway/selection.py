@@ -23,14 +23,16 @@ import logging
 import math
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from services.common.db import utcnow
 from services.common.errors import ServiceUnavailable
+from services.gateway.context import Context
 from services.gateway.models import Experiment, Image, Variant
+from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ READINESS_TTL_SECONDS = 30.0
 _readiness: dict[str, tuple[float, bool]] = {}
 
 
-async def reward_ready(ctx: Any) -> bool:
+async def reward_ready(ctx: Context) -> bool:
     """Whether a validated reward model is active (cached for 30 s)."""
     cached = _readiness.get(ctx.settings.reward_url)
     now = time.monotonic()
@@ -57,19 +59,17 @@ def forget_readiness() -> None:
     _readiness.clear()
 
 
-def candidate_count(ctx: Any, providers: list[str]) -> int:
+def candidate_count(settings: GatewaySettings, costs_per_image: list[float]) -> int:
     """N for best-of-N: the configured count, bounded by the per-experiment cost cap."""
-    wanted = max(2, ctx.settings.best_of_n_candidates)
-    costs = [float(getattr(ctx.providers[p], "cost_per_image_usd", 0.0) or 0.0)
-             for p in providers if p in ctx.providers]
-    dearest = max(costs, default=0.0)
+    wanted = max(2, settings.best_of_n_candidates)
+    dearest = max(costs_per_image, default=0.0)
     if dearest > 0:
-        affordable = math.floor(ctx.settings.best_of_n_max_cost_usd / dearest)
+        affordable = math.floor(settings.best_of_n_max_cost_usd / dearest)
         wanted = min(wanted, max(2, affordable))
     return min(wanted, 8)
 
 
-async def after_generation(ctx: Any, variant_id: str) -> None:
+async def after_generation(ctx: Context, variant_id: str) -> None:
     """Called by the job runner whenever a variant reaches a final state."""
     async with ctx.sessions() as session:
         variant = await session.get(Variant, variant_id)
@@ -92,7 +92,7 @@ async def after_generation(ctx: Any, variant_id: str) -> None:
         await record_predictions(ctx, [variant_id])
 
 
-async def _images(ctx: Any, variant_ids: list[str]) -> tuple[list[Variant], list[bytes]]:
+async def _images(ctx: Context, variant_ids: list[str]) -> tuple[list[Variant], list[bytes]]:
     async with ctx.sessions() as session:
         variants = list((await session.execute(
             select(Variant).where(Variant.id.in_(variant_ids)).order_by(Variant.candidate_index)
@@ -106,7 +106,7 @@ async def _images(ctx: Any, variant_ids: list[str]) -> tuple[list[Variant], list
     return ready, [await ctx.blobs.get(keys[v.id]) for v in ready]
 
 
-async def _predict(ctx: Any, images: list[bytes]) -> tuple[list[dict[str, Any]], str] | None:
+async def _predict(ctx: Context, images: list[bytes]) -> tuple[list[dict[str, Any]], str] | None:
     try:
         answer = await ctx.clients.predict_ratings(images)
     except (ServiceUnavailable, httpx.HTTPError) as exc:
@@ -120,7 +120,7 @@ async def _predict(ctx: Any, images: list[bytes]) -> tuple[list[dict[str, Any]],
     return predictions, str(answer.get("model_version", ""))
 
 
-async def record_predictions(ctx: Any, variant_ids: list[str]) -> None:
+async def record_predictions(ctx: Context, variant_ids: list[str]) -> None:
     """Store the active model's prediction for already-shown variants (live accuracy)."""
     variants, images = await _images(ctx, variant_ids)
     if not variants:
@@ -136,14 +136,14 @@ async def record_predictions(ctx: Any, variant_ids: list[str]) -> None:
                 predicted_std=float(prediction["std"]), reward_model_version=version))
 
 
-async def select_candidates(ctx: Any, experiment_id: str) -> None:
+async def select_candidates(ctx: Context, experiment_id: str) -> None:
     """Choose which two candidates the trainer sees (exactly once per experiment)."""
     async with ctx.sessions() as session, session.begin():
         claimed = await session.execute(
             update(Experiment)
             .where(Experiment.id == experiment_id, Experiment.selected_at.is_(None))
             .values(selected_at=utcnow()))
-        if not claimed.rowcount:
+        if not cast(CursorResult[Any], claimed).rowcount:
             return  # another worker selected already
         everyone = list((await session.execute(
             select(Variant).where(Variant.experiment_id == experiment_id)

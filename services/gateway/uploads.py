@@ -12,10 +12,21 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Protocol
 
 from PIL import Image, ImageCms, ImageOps
 
 from services.gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImageType
+
+
+class _Readable(Protocol):
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+async def read_limited(upload: _Readable, max_bytes: int) -> bytes:
+    """Read at most one byte over ``max_bytes``, so huge uploads are refused cheaply."""
+    return await upload.read(max_bytes + 1)
+
 
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 

@@ -399,6 +399,24 @@
     }
   });
 
+  // ---- errors where the trainer looks: next to the field, not at the top of the page ----
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || xhr.status < 400) return;
+    var elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+    var host = elt && elt.closest ? elt.closest("[data-error-target]") : null;
+    var target = host && document.querySelector(host.dataset.errorTarget);
+    if (!target) return;
+    event.detail.target = target;
+    event.detail.swapOverride = "innerHTML";
+    event.detail.shouldSwap = true;
+    if (target.id === "rate-status") target.classList.add("error");
+    if (target.id === "upload-error") {
+      var input = document.getElementById("image");
+      if (input) input.setAttribute("aria-invalid", "true");
+    }
+  });
+
   // ---- upload: progress where the trainer looks, reset after an error ------------------
   document.addEventListener("htmx:beforeRequest", function (event) {
     if (event.target.id !== "upload-form") return;

@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from services.gateway.training import Context
+from services.common.app import SessionDep as SessionDep
+from services.gateway.context import Context
+from services.gateway.settings import GatewaySettings
 
 
 def get_context(request: Request) -> Context:
@@ -14,7 +16,9 @@ def get_context(request: Request) -> Context:
     return context
 
 
-ContextDep = Annotated[Context, Depends(get_context)]
+def get_settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
 
 
 def language(request: Request) -> str:
@@ -24,4 +28,6 @@ def language(request: Request) -> str:
     return lang if lang in ("es", "en") else default
 
 
+ContextDep = Annotated[Context, Depends(get_context)]
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 LangDep = Annotated[str, Depends(language)]

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from services.common.errors import Conflict, NotFound
-from services.gateway import jobs, training
+from services.gateway import experiments
 from services.gateway.api.deps import ContextDep, LangDep
-from services.gateway.models import Variant
 from services.gateway.schemas import ExperimentOut
+from services.gateway.uploads import read_limited
 
 router = APIRouter(tags=["training"])
-
-
-async def read_upload(ctx: training.Context, image: UploadFile) -> bytes:
-    """Read at most one byte over the limit, so huge uploads are refused cheaply."""
-    return await image.read(ctx.settings.max_upload_bytes + 1)
 
 
 @router.post("/api/enhance/train", status_code=202)
@@ -33,72 +27,48 @@ async def enhance_train(
     site_visit_id: str | None = Form(None),
 ) -> ExperimentOut:
     """Upload a render; answers at once with the experiment and its two queued options."""
-    data = await read_upload(ctx, image)
-    experiment = await training.create_experiment(ctx, data, image.filename, mode, project_id)
-    return await training.describe_experiment(ctx, experiment.id, lang)
+    data = await read_limited(image, ctx.settings.max_upload_bytes)
+    experiment = await experiments.create_experiment(ctx, data, image.filename, mode, project_id)
+    return await experiments.describe_experiment(ctx, experiment.id, lang)
 
 
 @router.get("/api/experiments/{experiment_id}")
 async def get_experiment(experiment_id: str, ctx: ContextDep, lang: LangDep) -> ExperimentOut:
     """Each option's status, progress and image URL once it is ready."""
-    return await training.describe_experiment(ctx, experiment_id, lang)
+    return await experiments.describe_experiment(ctx, experiment_id, lang)
 
 
-@router.get("/api/experiments/{experiment_id}/events")
-async def experiment_events(experiment_id: str, request: Request, ctx: ContextDep,
-                            lang: LangDep) -> StreamingResponse:
+async def existing_experiment(experiment_id: str, ctx: ContextDep, lang: LangDep
+                              ) -> ExperimentOut:
+    """The experiment, or 404 before a stream starts."""
+    return await experiments.describe_experiment(ctx, experiment_id, lang)
+
+
+@router.get("/api/experiments/{experiment_id}/events", response_class=EventSourceResponse)
+async def experiment_events(
+    request: Request, ctx: ContextDep, lang: LangDep,
+    first: Annotated[ExperimentOut, Depends(existing_experiment)],
+) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: the experiment (same shape as above) each time it changes,
     then ``event: done`` once no option is still generating. Clients that cannot use
     SSE poll ``GET /api/experiments/{id}`` instead."""
-    await training.describe_experiment(ctx, experiment_id, lang)  # 404 before streaming
-    interval = ctx.settings.events_poll_seconds
-
-    async def stream() -> AsyncIterator[str]:
-        last, last_sent = "", time.monotonic()
-        yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
-            experiment = await training.describe_experiment(ctx, experiment_id, lang)
-            payload = experiment.model_dump_json()
-            if payload != last:
-                yield f"event: experiment\ndata: {payload}\n\n"
-                last, last_sent = payload, time.monotonic()
-            elif time.monotonic() - last_sent > 15:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            if experiment.status != "generating":
-                yield "event: done\ndata: {}\n\n"
-                return
-            await asyncio.sleep(interval)
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    yield ServerSentEvent(comment="stream open", retry=2000)
+    experiment, last = first, ""
+    while True:
+        payload = experiment.model_dump_json()
+        if payload != last:
+            yield ServerSentEvent(raw_data=payload, event="experiment")
+            last = payload
+        if experiment.status != "generating" or await request.is_disconnected():
+            break
+        await asyncio.sleep(ctx.settings.events_poll_seconds)
+        experiment = await experiments.describe_experiment(ctx, first.experiment_id, lang)
+    yield ServerSentEvent(raw_data="{}", event="done")
 
 
-async def _change_variant(ctx: training.Context, variant_id: str, action: str) -> Variant:
-    async with ctx.sessions() as session, session.begin():
-        variant = await session.get(Variant, variant_id)
-        if variant is None:
-            raise NotFound(f"No existe la variante {variant_id}.",
-                           f"Variant {variant_id} does not exist.")
-        changed = await (jobs.retry_variant(session, variant_id) if action == "retry"
-                         else jobs.cancel_variant(session, variant_id))
-        if not changed:
-            raise Conflict(
-                f"La variante está en estado «{variant.status}» y no se puede "
-                f"{'reintentar' if action == 'retry' else 'cancelar'}.",
-                f"The variant is {variant.status} and cannot be {action}ed.")
-    if action == "retry":
-        ctx.jobs.notify()
-    return variant
-
-
-@router.post("/api/variants/{variant_id}/retry")
-async def retry(variant_id: str, ctx: ContextDep, lang: LangDep) -> ExperimentOut:
-    variant = await _change_variant(ctx, variant_id, "retry")
-    return await training.describe_experiment(ctx, variant.experiment_id, lang)
-
-
-@router.post("/api/variants/{variant_id}/cancel")
-async def cancel(variant_id: str, ctx: ContextDep, lang: LangDep) -> ExperimentOut:
-    variant = await _change_variant(ctx, variant_id, "cancel")
-    return await training.describe_experiment(ctx, variant.experiment_id, lang)
+@router.post("/api/variants/{variant_id}/{action}")
+async def change_variant(variant_id: str, action: Literal["retry", "cancel"], ctx: ContextDep,
+                         lang: LangDep) -> ExperimentOut:
+    """Retry a failed or cancelled option, or cancel one still queued or running."""
+    variant = await experiments.change_variant(ctx, variant_id, action)
+    return await experiments.describe_experiment(ctx, variant.experiment_id, lang)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
-from services.gateway import training
+from services.gateway import ratings, reports
 from services.gateway.api.deps import ContextDep
-from services.gateway.schemas import RateIn, RateOut
+from services.gateway.schemas import RateIn, RateOut, TrainingHistory, TrainingStatus
 
 router = APIRouter(tags=["training"])
 
@@ -16,12 +14,14 @@ router = APIRouter(tags=["training"])
 @router.post("/api/train/rate")
 async def rate(body: RateIn, ctx: ContextDep) -> RateOut:
     """Save 1–5 star ratings (and comments) for an experiment's options."""
-    return await training.rate_experiment(ctx, body)
+    return await ratings.rate_experiment(ctx, body)
 
 
 @router.get("/api/train/status")
-async def status(ctx: ContextDep) -> dict[str, Any]:
-    return await training.training_status(ctx)
+async def status(ctx: ContextDep) -> TrainingStatus:
+    """Where learning stands: samples, the optimizer's recommendation, the reward model,
+    prompt evolution, services up and deliveries pending."""
+    return await reports.training_status(ctx)
 
 
 @router.get("/api/train/history")
@@ -30,5 +30,6 @@ async def history(
     limit: int = Query(50, ge=1, le=500),
     min_rating: float | None = Query(None, ge=1, le=5),
     api: str | None = None,
-) -> dict[str, Any]:
-    return await training.training_history(ctx, limit, min_rating, api)
+) -> TrainingHistory:
+    """Rated experiments, newest first, and analytics over all ratings."""
+    return await reports.training_history(ctx, limit, min_rating, api)
