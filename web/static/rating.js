@@ -600,7 +600,8 @@
     else if (key === "s" || key === "S") { event.preventDefault(); toggleSlider(); }
     else if (key === "?") { event.preventDefault(); openGuide(); }
     else if (key === " " || key === "Spacebar") {
-      if (el && /^(BUTTON|A|SUMMARY|IMG-COMPARISON-SLIDER)$/.test(el.tagName)) return;
+      if (el && (/^(BUTTON|A|SUMMARY|IMG-COMPARISON-SLIDER)$/.test(el.tagName) ||
+                 el.type === "checkbox")) return;
       event.preventDefault();
       var grid = compare();
       if (grid) grid.classList.add("flicker");
