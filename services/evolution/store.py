@@ -183,7 +183,8 @@ async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]
     )).scalars())
     now = utcnow()
     insert = _insert(session, PromptResult).values(
-        [{**row, "created_at": now} for row in unique.values()])
+        # Rating-id order: concurrent batches lock conflicting rows in the same order.
+        [{**row, "created_at": now} for _, row in sorted(unique.items())])
     # A higher revision of a stored rating id (a trainer's correction) replaces it.
     stmt = insert.on_conflict_do_update(
         index_elements=["rating_id"],

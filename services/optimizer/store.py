@@ -85,7 +85,8 @@ async def insert_observations(session: AsyncSession, records: Sequence[Observati
             "prompt_version": r.prompt_version,
             "revision": r.revision,
         }
-        for r in unique.values()
+        # Rating-id order: concurrent batches lock conflicting rows in the same order.
+        for r in sorted(unique.values(), key=lambda r: r.rating_id)
     ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
