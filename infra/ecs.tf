@@ -57,12 +57,12 @@ locals {
   # Plain environment per service; names match each service's settings (README table).
   environment = {
     gateway = {
-      GATEWAY_OPTIMIZER_URL       = local.service_url.optimizer
-      GATEWAY_EVOLUTION_URL       = local.service_url.evolution
-      GATEWAY_REWARD_URL          = local.service_url.reward
-      STORAGE_URL                 = "s3://${aws_s3_bucket.images.bucket}/images"
-      AWS_REGION                  = var.region
-      GATEWAY_MIGRATE_ON_START    = "false"
+      GATEWAY_OPTIMIZER_URL    = local.service_url.optimizer
+      GATEWAY_EVOLUTION_URL    = local.service_url.evolution
+      GATEWAY_REWARD_URL       = local.service_url.reward
+      STORAGE_URL              = "s3://${aws_s3_bucket.images.bucket}/images"
+      AWS_REGION               = var.region
+      GATEWAY_MIGRATE_ON_START = "false"
     }
     optimizer = { OPTIMIZER_MIGRATE_ON_START = "false" }
     evolution = { EVOLUTION_MIGRATE_ON_START = "false" }
@@ -73,7 +73,7 @@ locals {
     }
   }
   provider_secrets = {
-    gateway   = ["LEONARDO_API_KEY", "REPLICATE_API_TOKEN", "GATEWAY_ADMIN_PASSWORD"]
+    gateway   = ["LEONARDO_API_KEY", "REPLICATE_API_TOKEN"]
     optimizer = []
     evolution = ["OPENAI_API_KEY"]
     reward    = []
@@ -103,6 +103,7 @@ resource "aws_ecs_task_definition" "svc" {
         { name = "${upper(each.key)}_DATABASE_URL", valueFrom = aws_secretsmanager_secret.database_url[each.key].arn },
         { name = "SERVICE_TOKEN", valueFrom = aws_secretsmanager_secret.service_token.arn },
       ],
+      each.key == "gateway" ? [{ name = "GATEWAY_SESSION_SECRET", valueFrom = aws_secretsmanager_secret.session_secret.arn }] : [],
       [for k in local.provider_secrets[each.key] : { name = k, valueFrom = aws_secretsmanager_secret.provider[k].arn }]
     )
     healthCheck = {

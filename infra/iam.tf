@@ -23,7 +23,7 @@ data "aws_iam_policy_document" "read_secrets" {
     actions = ["secretsmanager:GetSecretValue"]
     resources = concat(
       [for s in aws_secretsmanager_secret.database_url : s.arn],
-      [aws_secretsmanager_secret.service_token.arn],
+      [aws_secretsmanager_secret.service_token.arn, aws_secretsmanager_secret.session_secret.arn],
       [for s in aws_secretsmanager_secret.provider : s.arn]
     )
   }

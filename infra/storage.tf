@@ -27,6 +27,11 @@ resource "random_password" "service_token" {
   special = false
 }
 
+resource "random_password" "session_secret" {
+  length  = 48
+  special = false
+}
+
 resource "aws_db_subnet_group" "main" {
   name       = local.name
   subnet_ids = var.private_subnet_ids
@@ -44,22 +49,22 @@ resource "aws_security_group" "db" {
 }
 
 resource "aws_db_instance" "main" {
-  identifier                  = local.name
-  engine                      = "postgres"
-  engine_version              = "15"
-  instance_class              = var.db_instance_class
-  allocated_storage           = 20
-  max_allocated_storage       = 200
-  username                    = "afinador"
-  password                    = random_password.db.result
-  db_subnet_group_name        = aws_db_subnet_group.main.name
-  vpc_security_group_ids      = [aws_security_group.db.id]
-  storage_encrypted           = true
-  backup_retention_period     = 7
-  deletion_protection         = true
-  skip_final_snapshot         = false
-  final_snapshot_identifier   = "${local.name}-final"
-  auto_minor_version_upgrade  = true
+  identifier                 = local.name
+  engine                     = "postgres"
+  engine_version             = "15"
+  instance_class             = var.db_instance_class
+  allocated_storage          = 20
+  max_allocated_storage      = 200
+  username                   = "afinador"
+  password                   = random_password.db.result
+  db_subnet_group_name       = aws_db_subnet_group.main.name
+  vpc_security_group_ids     = [aws_security_group.db.id]
+  storage_encrypted          = true
+  backup_retention_period    = 7
+  deletion_protection        = true
+  skip_final_snapshot        = false
+  final_snapshot_identifier  = "${local.name}-final"
+  auto_minor_version_upgrade = true
 }
 
 # One database URL per service (databases afinador_<service>, created by the
@@ -84,8 +89,18 @@ resource "aws_secretsmanager_secret_version" "service_token" {
   secret_string = random_password.service_token.result
 }
 
+# Signs the gateway's session and CSRF cookies.
+resource "aws_secretsmanager_secret" "session_secret" {
+  name = "${local.name}/gateway/session-secret"
+}
+
+resource "aws_secretsmanager_secret_version" "session_secret" {
+  secret_id     = aws_secretsmanager_secret.session_secret.id
+  secret_string = random_password.session_secret.result
+}
+
 # Provider keys are entered by an operator (aws secretsmanager put-secret-value).
 resource "aws_secretsmanager_secret" "provider" {
-  for_each = toset(["LEONARDO_API_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY", "GATEWAY_ADMIN_PASSWORD"])
+  for_each = toset(["LEONARDO_API_KEY", "REPLICATE_API_TOKEN", "OPENAI_API_KEY"])
   name     = "${local.name}/${lower(each.key)}"
 }

@@ -53,6 +53,12 @@ class Cluster:
             env[f"GATEWAY_{name.upper()}_URL"] = self.url(name)
         return env
 
+    def users(self, *args: str) -> str:
+        """Run ``python -m scripts.users ARGS`` against this cluster's gateway database."""
+        done = subprocess.run([sys.executable, "-m", "scripts.users", *args], cwd=REPO_ROOT,
+                              env=self.service_env(), capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
     def start(self, service: str) -> None:
         command = [sys.executable, "-m", "uvicorn", f"services.{service}.main:app",
                    "--host", self.host, "--port", str(self.ports[service]),

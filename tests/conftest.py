@@ -12,6 +12,9 @@ import pytest
 
 from scripts.run import SERVICES, Cluster
 from services.common.testing import wait_for
+from services.gateway.testing import TEST_PASSWORD
+
+ADMIN_USER = "admin"
 
 __all__ = ["wait_for"]
 
@@ -26,7 +29,8 @@ def free_port() -> int:
 
 def make_cluster(tmp_path: Path, database_urls: dict[str, str] | None = None) -> Cluster:
     env = {"DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "INFO",
-           "GATEWAY_OUTBOX_MAX_BACKOFF_SECONDS": "2"}
+           "GATEWAY_OUTBOX_MAX_BACKOFF_SECONDS": "2",
+           "AFINADOR_ADMIN_USER": ADMIN_USER, "AFINADOR_ADMIN_PASSWORD": TEST_PASSWORD}
     for service, url in (database_urls or {}).items():
         env[f"{service.upper()}_DATABASE_URL"] = url
     return Cluster(ports={s: free_port() for s in SERVICES}, env=env, log_dir=tmp_path / "logs")
@@ -42,6 +46,14 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield running
     finally:
         running.stop_all()
+
+
+def trainer_headers(cluster: Cluster, name: str = "lucia") -> dict[str, str]:
+    """A trainer added with the command line, and the API token it prints for her."""
+    env_password = {"AFINADOR_PASSWORD": TEST_PASSWORD}
+    cluster.env.update(env_password)
+    cluster.users("add", name, "--role", "trainer")
+    return {"Authorization": f"Bearer {cluster.users('token', name).splitlines()[-1]}"}
 
 
 def internal_headers() -> dict[str, str]:

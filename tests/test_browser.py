@@ -13,7 +13,8 @@ import pytest
 
 from scripts.run import Cluster
 from services.common.testing import make_test_image
-from tests.conftest import ARTIFACTS, counts, wait_for
+from services.gateway.testing import TEST_PASSWORD
+from tests.conftest import ARTIFACTS, counts, trainer_headers, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
@@ -42,6 +43,20 @@ def browser_page():
             browser.close()
 
 
+def sign_in(page, cluster: Cluster, name: str = "lucia") -> None:
+    """Sign in through the login page, as a trainer would (after any page redirects there)."""
+    from playwright.sync_api import expect
+
+    trainer_headers(cluster, name)  # adds the trainer with the command line
+    page.goto(cluster.url("gateway") + "/train")
+    expect(page).to_have_url(cluster.url("gateway") + "/login?next=%2Ftrain")
+    page.fill("#username", name)
+    page.fill("#password", TEST_PASSWORD)
+    page.get_by_role("button", name="Entrar").click()
+    expect(page).to_have_url(cluster.url("gateway") + "/train")
+    expect(page.locator("#signed-in-as")).to_contain_text(name)
+
+
 def test_trainer_flow_in_spanish_with_keyboard(cluster: Cluster, browser_page, tmp_path: Path
                                                ) -> None:
     from playwright.sync_api import expect
@@ -51,7 +66,7 @@ def test_trainer_flow_in_spanish_with_keyboard(cluster: Cluster, browser_page, t
     render.write_bytes(make_test_image(900, 600, "PNG", seed=3))
     gateway = cluster.url("gateway")
 
-    page.goto(gateway + "/train")
+    sign_in(page, cluster)
     expect(page.locator("html")).to_have_attribute("lang", "es")
     expect(page.get_by_role("heading", name="1. Sube un render")).to_be_visible()
     expect(page.locator(".empty")).to_contain_text("Aún no hay ningún render")
@@ -61,7 +76,6 @@ def test_trainer_flow_in_spanish_with_keyboard(cluster: Cluster, browser_page, t
 
     page.set_input_files("#image", str(render))
     page.check("input[name=mode][value=surfaces]")
-    page.fill("#rated_by", "lucia@estudio.es")
     page.get_by_role("button", name="Subir y generar").click()
 
     expect(page.get_by_role("heading", name="2. Compara y puntúa")).to_be_visible()
@@ -107,7 +121,7 @@ def test_a_broken_upload_shows_a_spanish_error(cluster: Cluster, browser_page, t
     page = browser_page
     fake = tmp_path / "render.jpg"
     fake.write_text("<html>esto no es una imagen</html>")
-    page.goto(cluster.url("gateway") + "/train")
+    sign_in(page, cluster)
     page.set_input_files("#image", str(fake))
     page.get_by_role("button", name="Subir y generar").click()
     # The error appears next to the file field, where the trainer is looking.

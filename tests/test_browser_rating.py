@@ -21,7 +21,7 @@ import pytest
 
 from scripts.run import Cluster
 from services.common.testing import make_test_image
-from tests.conftest import ARTIFACTS, counts, wait_for
+from tests.conftest import ARTIFACTS, TEST_PASSWORD, counts, trainer_headers, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
@@ -84,12 +84,25 @@ def transforms(page: Any) -> list[str]:
         "Array.from(document.querySelectorAll('.compare .stage')).map(s => s.style.transform)"))
 
 
-def upload(page: Any, gateway: str, render: Path, name: str, lang: str = "es") -> str:
+def sign_in(page: Any, cluster: Cluster, name: str) -> dict[str, str]:
+    """Add trainer ``name`` (command line), sign in through the login page; returns
+    headers with her API token for the JSON API."""
+    from playwright.sync_api import expect
+
+    headers = trainer_headers(cluster, name)
+    page.goto(cluster.url("gateway") + "/login?next=%2Ftrain")
+    page.fill("#username", name)
+    page.fill("#password", TEST_PASSWORD)
+    page.locator("form button[type=submit]").click()
+    expect(page).to_have_url(cluster.url("gateway") + "/train")
+    return headers
+
+
+def upload(page: Any, gateway: str, render: Path, lang: str = "es") -> str:
     from playwright.sync_api import expect
 
     page.goto(gateway + f"/train?lang={lang}")
     page.set_input_files("#image", str(render))
-    page.fill("#rated_by", name)
     page.locator("#upload-form button[type=submit]").focus()
     page.keyboard.press("Enter")
     for option in ("A", "B"):  # (on a phone only one of them is visible at a time)
@@ -108,12 +121,13 @@ def stored(cluster_dir: Path, service: str, rating_id: str) -> tuple[int, int] |
     return (int(row[0]), int(row[1])) if row else None
 
 
-def history(gateway: str) -> dict[str, Any]:
-    return dict(httpx.get(gateway + "/api/train/history", timeout=10).json())
+def history(gateway: str, headers: dict[str, str]) -> dict[str, Any]:
+    return dict(httpx.get(gateway + "/api/train/history", headers=headers, timeout=10).json())
 
 
-def rating_ids(gateway: str, experiment_id: str) -> dict[str, dict[str, Any]]:
-    experiment = next(e for e in history(gateway)["experiments"]
+def rating_ids(gateway: str, headers: dict[str, str], experiment_id: str
+               ) -> dict[str, dict[str, Any]]:
+    experiment = next(e for e in history(gateway, headers)["experiments"]
                       if e["experiment_id"] == experiment_id)
     return {o["option"]: o for o in experiment["options"]}
 
@@ -131,13 +145,13 @@ def test_spanish_round_fits_one_screen_is_blind_and_loses_nothing(
 
     gateway = cluster.url("gateway")
     page = new_page(browser)
-    page.goto(gateway + "/train")
+    headers = sign_in(page, cluster, "lucia")
     expect(page.locator("h1")).to_have_count(1)
     expect(page.locator("#guide")).to_have_attribute("open", "")  # open on first use
     assert axe_violations(page) == []
     page.screenshot(path=str(ARTIFACTS / "rating-01-empty.png"))
 
-    experiment_id = upload(page, gateway, render, "lucia@estudio.es")
+    experiment_id = upload(page, gateway, render)
     # The page scrolled itself to the comparison: stars and the save button need no scroll.
     for selector in ("#card-A .stars", "#card-B .stars", "#submit-ratings",
                      "#pane-O .frame", "#card-A .frame", "#card-B .frame"):
@@ -147,7 +161,8 @@ def test_spanish_round_fits_one_screen_is_blind_and_loses_nothing(
 
     # Blind: nothing in the comparison says which provider, parameters or prompt produced
     # A and B (the status panel above it shows the system's state, not this experiment's).
-    described = httpx.get(f"{gateway}/api/experiments/{experiment_id}", timeout=10).json()
+    described = httpx.get(f"{gateway}/api/experiments/{experiment_id}", headers=headers,
+                          timeout=10).json()
     visible = page.locator("#workspace").inner_text()
     for option in described["options"]:
         assert option["prompt_version"] not in visible
@@ -238,7 +253,7 @@ def test_spanish_round_fits_one_screen_is_blind_and_loses_nothing(
     assert axe_violations(page) == []
     page.screenshot(path=str(ARTIFACTS / "rating-05-saved-1440.png"))
 
-    ids = rating_ids(gateway, experiment_id)
+    ids = rating_ids(gateway, headers, experiment_id)
     a_id, b_id = ids["A"]["rating_id"], ids["B"]["rating_id"]
     assert ids["A"]["seconds_to_rate"] is not None and ids["A"]["seconds_to_rate"] > 0
     wait_for(lambda: (c := counts(cluster))["optimizer"] == 2 and c["reward"] == 2, 30,
@@ -280,7 +295,8 @@ def test_english_keyboard_only_round_with_cannot_judge(
 
     gateway = cluster.url("gateway")
     page = new_page(browser)
-    experiment_id = upload(page, gateway, render, "marta@studio.com", lang="en")
+    headers = sign_in(page, cluster, "marta")
+    experiment_id = upload(page, gateway, render, lang="en")
     expect(page.get_by_role("heading", name="2. Compare and rate")).to_be_visible()
     for selector in ("#card-A .stars", "#card-B .stars", "#submit-ratings"):
         assert in_viewport(page, selector), selector
@@ -307,12 +323,12 @@ def test_english_keyboard_only_round_with_cannot_judge(
     expect(page.locator("#reveal-B")).to_contain_text("Could not judge")
     assert axe_violations(page) == []
 
-    ids = rating_ids(gateway, experiment_id)
+    ids = rating_ids(gateway, headers, experiment_id)
     assert ids["B"]["rating"] is None and ids["B"]["cannot_judge_reason"] == "broken"
     assert ids["A"]["rating"] == 3 and ids["A"]["seconds_to_rate"] > 0
     wait_for(lambda: counts(cluster)["optimizer"] == 1, 30, "A to reach the optimizer")
     # Nothing is still waiting to be delivered, and B never reached any service.
-    status = httpx.get(gateway + "/api/train/status", timeout=10).json()
+    status = httpx.get(gateway + "/api/train/status", headers=headers, timeout=10).json()
     assert sum(status["pending_deliveries"].values()) == 0
     assert status["phase_1"]["samples_collected"] == 1
     for service in ("optimizer", "evolution", "reward"):
@@ -326,7 +342,8 @@ def test_phone_shows_one_image_at_a_time(cluster: Cluster, browser: Any, render:
 
     gateway = cluster.url("gateway")
     page = new_page(browser, PHONE, has_touch=True, is_mobile=True)
-    upload(page, gateway, render, "ana@estudio.es")
+    sign_in(page, cluster, "ana")
+    upload(page, gateway, render)
     expect(page.locator(".switcher")).to_be_visible()
     expect(page.locator(".keys")).to_be_hidden()  # no hotkey hints on a phone
     expect(page.locator("#card-A .frame")).to_be_visible()

@@ -11,7 +11,7 @@ import pytest
 
 from scripts.run import SERVICES, Cluster
 from services.common.testing import make_test_image, postgres_database
-from tests.conftest import counts, make_cluster, wait_for
+from tests.conftest import counts, make_cluster, trainer_headers, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -59,7 +59,7 @@ def wait_ready(client: httpx.Client, cluster: Cluster, experiment_id: str) -> di
 def test_full_training_loop(backend_cluster: Cluster) -> None:
     cluster = backend_cluster
     gateway = cluster.url("gateway")
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, headers=trainer_headers(cluster)) as client:
         created = upload(client, cluster)
         assert [o["option"] for o in created["options"]] == ["A", "B"]
         for option in created["options"]:
@@ -104,6 +104,9 @@ def test_full_training_loop(backend_cluster: Cluster) -> None:
 
         history = client.get(gateway + "/api/train/history").json()
         assert history["analytics"]["total_samples"] == 2
+        # The rater is the API token's owner, not the name in the body.
+        assert {o["rated_by"] for o in history["experiments"][0]["options"]} == {"lucia"}
+        assert httpx.get(gateway + "/api/train/history").status_code == 401  # anonymous
         assert history["experiments"][0]["experiment_id"] == created["experiment_id"]
 
         # Rating the same options again is refused and changes nothing.
@@ -116,7 +119,7 @@ def test_full_training_loop(backend_cluster: Cluster) -> None:
 
 def test_bad_input_is_refused_and_nothing_is_saved(cluster: Cluster) -> None:
     gateway = cluster.url("gateway")
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, headers=trainer_headers(cluster)) as client:
         created = upload(client, cluster)
         wait_ready(client, cluster, created["experiment_id"])
         experiment_id = created["experiment_id"]
@@ -160,7 +163,7 @@ def test_ratings_reach_a_service_that_was_down(cluster: Cluster) -> None:
     arrives once it is back, counted exactly once."""
     gateway = cluster.url("gateway")
     cluster.stop("optimizer")
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, headers=trainer_headers(cluster)) as client:
         created = upload(client, cluster)
         assert {o["suggestion_source"] for o in created["options"]} == {"fallback_random"}
         wait_ready(client, cluster, created["experiment_id"])
@@ -183,7 +186,7 @@ def test_ratings_reach_a_service_that_was_down(cluster: Cluster) -> None:
 def test_a_manual_phase_1_stop_at_the_optimizer_shows_on_the_status(cluster: Cluster) -> None:
     from tests.conftest import internal_headers
 
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30, headers=trainer_headers(cluster)) as client:
         before = client.get(cluster.url("gateway") + "/api/train/status").json()["phase_1"]
         assert before["active"] is True and before["complete_reason"] is None
         stopped = client.post(cluster.url("optimizer") + "/ml/phase_1/stop",

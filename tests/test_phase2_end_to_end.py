@@ -14,7 +14,7 @@ from PIL import Image
 
 from scripts.run import Cluster
 from services.common.testing import make_test_image
-from tests.conftest import internal_headers, make_cluster, wait_for
+from tests.conftest import internal_headers, make_cluster, trainer_headers, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -62,7 +62,7 @@ def test_ratings_train_a_validated_model_and_enable_best_of_n(small_data_cluster
                                                               ) -> None:
     cluster = small_data_cluster
     gateway, reward = cluster.url("gateway"), cluster.url("reward")
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers=trainer_headers(cluster)) as client:
         for seed in range(14):
             body = run_experiment(client, gateway, seed)
             assert body["strategy"] == "pair"

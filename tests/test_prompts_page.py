@@ -22,6 +22,7 @@ from services.evolution.main import create_app as create_evolution
 from services.evolution.settings import EvolutionSettings
 from services.gateway.main import create_app as create_gateway
 from services.gateway.settings import GatewaySettings
+from services.gateway.testing import add_user, sign_in_with_token
 
 
 def _free_port() -> int:
@@ -55,18 +56,20 @@ def evolution_url(tmp_path: Path) -> Iterator[str]:
         thread.join(10)
 
 
-def _gateway(tmp_path: Path, evolution_url: str, admin_password: str = "") -> TestClient:
+def _gateway(tmp_path: Path, evolution_url: str) -> TestClient:
     closed = f"http://127.0.0.1:{_free_port()}"
     settings = GatewaySettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}", data_dir=tmp_path / "gw",
         optimizer_url=closed, reward_url=closed, evolution_url=evolution_url,
-        internal_timeout_seconds=5, admin_password=admin_password)
+        internal_timeout_seconds=5)
     return TestClient(create_gateway(settings))
 
 
 @pytest.fixture
 def gateway(tmp_path: Path, evolution_url: str) -> Iterator[TestClient]:
+    """Signed in as admin ``ana`` (prompt decisions are admins')."""
     with _gateway(tmp_path, evolution_url) as client:
+        sign_in_with_token(client, "ana", "admin")
         yield client
 
 
@@ -102,12 +105,12 @@ def test_lineage_evolve_diff_promote_and_audit(gateway: TestClient, evolution_ur
     assert page.status_code == 200
     html = page.text
     assert '<html lang="es">' in html and "Versiones de prompt" in html
-    assert 'name="actor"' in html and "admin-locked" not in html  # no password: open
+    assert 'name="actor"' not in html and "admin-locked" not in html  # ana is an admin
     assert 'id="version-v1.0.0"' in html and "activa" in html
     assert "Plano / sin profundidad" in html and "«se ve muy plano»" in html
     assert "No hay ninguna prueba en curso." in html
 
-    started = gateway.post("/prompts/evolve", data={"actor": "ana", "reason": "probar"},
+    started = gateway.post("/prompts/evolve", data={"reason": "probar"},
                            headers={"HX-Request": "true"})
     assert started.status_code == 200
     run_id = int(re.search(r"/prompts/runs/(\d+)", started.text).group(1))  # type: ignore[union-attr]
@@ -152,7 +155,7 @@ def test_api_train_evolve_proxies_and_reports_a_running_test(gateway: TestClient
     first = gateway.post("/api/train/evolve", json={"actor": "script", "reason": "nightly"})
     assert first.status_code == 202, first.text
     body = first.json()
-    assert (body["trigger"], body["actor"], body["status"]) == ("manual", "script", "running")
+    assert (body["trigger"], body["actor"], body["status"]) == ("manual", "ana", "running")
     _wait_run(gateway, body["id"])
     second = gateway.post("/api/train/evolve")
     assert second.status_code == 409
@@ -165,7 +168,8 @@ def test_api_train_evolve_proxies_and_reports_a_running_test(gateway: TestClient
 
 def test_pages_say_so_in_spanish_when_evolution_is_down(tmp_path: Path) -> None:
     with _gateway(tmp_path, f"http://127.0.0.1:{_free_port()}") as gateway:
-        page = gateway.get("/prompts")
+        sign_in_with_token(gateway, "ana", "admin")
+        page = gateway.get("/prompts", headers={"accept": "text/html"})
         assert page.status_code == 503
         assert "El servicio de evolución de prompts no responde" in page.text
         assert "no se pierde ninguna puntuación" in page.text
@@ -177,50 +181,38 @@ def test_pages_say_so_in_spanish_when_evolution_is_down(tmp_path: Path) -> None:
         assert flash.status_code == 503 and flash.headers["HX-Retarget"] == "#flash"
 
 
-def test_admin_password_guards_prompt_changes_and_names_the_actor(
+def test_only_admins_decide_and_the_actor_is_the_signed_in_admin(
         tmp_path: Path, evolution_url: str) -> None:
-    with _gateway(tmp_path, evolution_url, admin_password="s3creto") as gateway:
-        page = gateway.get("/prompts")
-        assert page.status_code == 200  # reading stays open
-        assert 'class="hint admin-locked"' in page.text
-        assert "contraseña de administración" in page.text
-        assert 'name="actor"' not in page.text  # the signed-in name is used instead
+    with _gateway(tmp_path, evolution_url) as gateway:
+        trainer = {"Authorization": f"Bearer {add_user(gateway, 'tere', 'trainer')}"}
+        page = gateway.get("/prompts", headers=trainer)
+        assert page.status_code == 200  # reading is for every signed-in user
+        assert 'class="hint admin-locked"' in page.text and "Solo un administrador" in page.text
+        assert 'id="evolve-button"' not in page.text
 
-        anonymous = gateway.post("/api/train/evolve", json={"actor": "script"})
-        assert anonymous.status_code == 401
-        assert anonymous.headers["WWW-Authenticate"].startswith("Basic ")
-        assert anonymous.json()["error"]["code"] == "admin_required"
-        wrong = gateway.post("/prompts/evolve", data={"actor": "ana", "reason": "probar"},
-                             headers={"HX-Request": "true"}, auth=("ana", "otra"))
-        assert wrong.status_code == 401 and wrong.headers["HX-Retarget"] == "#flash"
-        assert "contraseña de administración" in wrong.text
-        assert "WWW-Authenticate" in wrong.headers
+        refused = gateway.post("/api/train/evolve", json={"actor": "tere"}, headers=trainer)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_only"
+        flash = gateway.post("/prompts/evolve", data={"reason": "probar"},
+                             headers={**trainer, "HX-Request": "true"})
+        assert flash.status_code == 403 and flash.headers["HX-Retarget"] == "#flash"
         assert _internal(evolution_url, "GET", "/prompts/runs")["runs"] == []  # nothing started
 
-        # The audited name is the signed-in one, whatever the form says.
+        # The audited name is the signed-in admin's, whatever the body says.
+        admin = {"Authorization": f"Bearer {add_user(gateway, 'marta', 'admin')}"}
         started = gateway.post("/api/train/evolve", json={"actor": "someone-else"},
-                               auth=("marta", "s3creto"))
+                               headers=admin)
         assert started.status_code == 202, started.text
         assert started.json()["actor"] == "marta"
         _wait_run(gateway, started.json()["id"])
 
-        refused = gateway.post("/prompts/versions/v1.0.1/promote",
-                               data={"actor": "ana", "reason": "mejor a ojo"},
-                               headers={"HX-Request": "true"})
-        assert refused.status_code == 401
+        assert gateway.post("/prompts/versions/v1.0.1/promote", data={"reason": "mejor a ojo"},
+                            headers=trainer).status_code == 403
         done = gateway.post("/prompts/versions/v1.0.1/promote",
                             data={"actor": "ana", "reason": "mejor a ojo"},
-                            headers={"HX-Request": "true"}, auth=("marta", "s3creto"))
+                            headers={**admin, "HX-Request": "true"})
         assert done.status_code == 200, done.text
         audit = _internal(evolution_url, "GET", "/prompts/audit")["entries"]
         promotion = next(e for e in audit if e["reason"] == "mejor a ojo")
         assert promotion["actor"] == "marta"
-
-
-def test_production_refuses_to_start_without_an_admin_password(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="GATEWAY_ADMIN_PASSWORD"):
-        GatewaySettings(environment="production", service_token="not-the-default",
-                        data_dir=tmp_path)
-    ready = GatewaySettings(environment="production", service_token="not-the-default",
-                            data_dir=tmp_path, admin_password="set")
-    assert ready.admin_password == "set"
+        log = gateway.get("/admin/audit", headers=admin).text
+        assert "prompt_promote" in log and "prompt_evolve" in log and "marta" in log

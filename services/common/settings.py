@@ -15,6 +15,21 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SERVICE_TOKEN = "afinador-dev-token"
+MIN_SECRET_LENGTH = 32
+DOCUMENTED_EXAMPLES = frozenset({
+    DEV_SERVICE_TOKEN, "change-me", "changeme", "secret", "dev-secret",
+    "replace-with-a-long-random-secret", "your-service-token",
+})
+"""Secrets that appear in our docs or configs as examples: never valid outside development."""
+
+
+def check_secret(name: str, value: str, environment: str) -> None:
+    """Refuse a short or documented-example secret outside development."""
+    if len(value) < MIN_SECRET_LENGTH or value in DOCUMENTED_EXAMPLES:
+        raise ValueError(
+            f"{name} must be a random secret of at least {MIN_SECRET_LENGTH} characters outside "
+            f"development (ENVIRONMENT={environment!r}); generate one with "
+            "`python -m scripts.secrets` or `openssl rand -hex 32`.")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,7 +59,10 @@ class ServiceSettings(BaseSettings):
     service_token: str = Field(
         default=DEV_SERVICE_TOKEN,
         validation_alias=AliasChoices("SERVICE_TOKEN"),
-        description="Bearer token every internal call carries.",
+        description="Bearer token internal calls carry (at least 32 random characters outside "
+                    "development; a service given its own token by `<PREFIX>SERVICE_TOKEN` "
+                    "accepts that one).",
+        repr=False,
     )
     data_dir: Path = Field(
         default=REPO_ROOT / "data",
@@ -63,9 +81,6 @@ class ServiceSettings(BaseSettings):
     def _defaults_and_safety(self) -> ServiceSettings:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
-        if self.environment != "development" and self.service_token == DEV_SERVICE_TOKEN:
-            raise ValueError(
-                "SERVICE_TOKEN must be set to a secret outside development "
-                f"(ENVIRONMENT={self.environment!r})."
-            )
+        if self.environment != "development":
+            check_secret("SERVICE_TOKEN", self.service_token, self.environment)
         return self

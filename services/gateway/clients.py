@@ -37,10 +37,12 @@ async def optional_status(call: Awaitable[dict[str, Any]]) -> dict[str, Any] | N
 class ServiceClients:
     def __init__(self, settings: GatewaySettings) -> None:
         timeout = settings.internal_timeout_seconds
-        token = settings.service_token
-        self.optimizer = InternalClient("optimizer", settings.optimizer_url, token, timeout=timeout)
-        self.evolution = InternalClient("evolution", settings.evolution_url, token, timeout=timeout)
-        self.reward = InternalClient("reward", settings.reward_url, token, timeout=timeout)
+        self.optimizer = InternalClient("optimizer", settings.optimizer_url,
+                                        settings.token_for("optimizer"), timeout=timeout)
+        self.evolution = InternalClient("evolution", settings.evolution_url,
+                                        settings.token_for("evolution"), timeout=timeout)
+        self.reward = InternalClient("reward", settings.reward_url,
+                                     settings.token_for("reward"), timeout=timeout)
 
     async def aclose(self) -> None:
         for client in (self.optimizer, self.evolution, self.reward):

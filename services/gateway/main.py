@@ -10,14 +10,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from services.common.app import build_app
-from services.gateway import selection
-from services.gateway.api import enhance, images, pages, prompts_pages, rating_page, train
+from services.gateway import accounts, selection
+from services.gateway.api import auth, enhance, images, pages, prompts_pages, rating_page, train
 from services.gateway.api.errors import install_error_handlers
 from services.gateway.clients import ServiceClients
 from services.gateway.context import Context
 from services.gateway.jobs import JobRunner
 from services.gateway.outbox import OutboxDeliverer
 from services.gateway.providers import build_providers
+from services.gateway.security import install_security
 from services.gateway.settings import GatewaySettings
 from services.gateway.storage import open_blob_store
 
@@ -49,6 +50,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await selection.after_generation(ctx, variant_id)
 
         runner.on_finished = after_generation
+        async with app.state.sessions() as session, session.begin():
+            created = await accounts.ensure_first_admin(session, settings)
+        if created:
+            log.warning("no users yet: created admin %r with one-time password %r; sign in at "
+                        "/login and change it on /admin/users (or add users with "
+                        "`python -m scripts.users add NAME --role admin|trainer`)", *created)
         runner.start()
         outbox.start()
         log.info("providers enabled: %s", ", ".join(sorted(providers)))
@@ -65,12 +72,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Afinador gateway",
         description="Trainer pages and the public training API.",
         migrations_dir=Path(__file__).parent / "migrations",
-        public_routers=[enhance.router, train.router, images.router, rating_page.router,
-                        pages.router, prompts_pages.router],
+        public_routers=[auth.router, enhance.router, train.router, images.router,
+                        rating_page.router, pages.router, prompts_pages.router],
         on_startup=[start_background],
         on_shutdown=[stop_background],
     )
     install_error_handlers(app)
+    install_security(app, settings)
     app.state.templates = Jinja2Templates(directory=str(settings.web_dir / "templates"))
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
     for prefix, dist in VENDOR.items():

@@ -51,7 +51,7 @@ def phase1_status(settings: GatewaySettings, samples: int, best: float | None,
     return False, None
 
 
-async def rate_experiment(ctx: Context, body: RateIn) -> RateOut:
+async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
     """Save the trainer's ratings and their outbox rows in one transaction, then try to
     deliver them at once (the outbox keeps retrying in the background if that fails)."""
     options = [r.option for r in body.ratings]
@@ -87,7 +87,7 @@ async def rate_experiment(ctx: Context, body: RateIn) -> RateOut:
                 rating = Rating(id=new_id("rat"), experiment_id=experiment.id,
                                 variant_id=variant.id, option=item.option, rating=item.rating,
                                 cannot_judge_reason=item.cannot_judge_reason,
-                                comments=item.comments.strip(), rated_by=body.rated_by.strip(),
+                                comments=item.comments.strip(), rated_by=rater,
                                 seconds_to_rate=body.seconds_to_rate)
                 session.add(rating)
                 await session.flush()

@@ -8,8 +8,7 @@ value is what they learn from, counted once.
 
 Rules:
 
-* Only the trainer who saved a rating may correct it (``rated_by``; the signed-in
-  trainer once accounts exist).
+* Only the trainer who saved a rating (the signed-in user, ``rated_by``) may correct it.
 * Undo is offered for :data:`UNDO_SECONDS` after saving; it reopens the experiment's
   form with the saved values, and the resubmission is a revision. Editing from the
   history page has no time limit.
@@ -111,7 +110,7 @@ def _apply(rating: Rating, stars: int | None, comments: str, reason: str | None)
     return changed and stars is not None
 
 
-async def revise_experiment(ctx: Context, body: RateIn) -> list[str]:
+async def revise_experiment(ctx: Context, body: RateIn, *, rater: str) -> list[str]:
     """Save a resubmitted form (after undo) as revisions; returns the rating ids that
     were delivered or queued. Options not rated before are saved as new ratings."""
     deliver: list[str] = []
@@ -120,7 +119,7 @@ async def revise_experiment(ctx: Context, body: RateIn) -> list[str]:
         by_option = {v.option: v for v in experiment.variants if v.option is not None}
         existing = {r.option: r for r in (await session.execute(
             select(Rating).where(Rating.experiment_id == experiment.id))).scalars()}
-        if any(r.rated_by != body.rated_by.strip() for r in existing.values()):
+        if any(r.rated_by != rater for r in existing.values()):
             raise _not_yours()
         original = await session.get(Image, experiment.original_image_id)
         assert original is not None
@@ -134,7 +133,7 @@ async def revise_experiment(ctx: Context, body: RateIn) -> list[str]:
                 rating = Rating(id=new_id("rat"), experiment_id=experiment.id,
                                 variant_id=variant.id, option=item.option, rating=item.rating,
                                 cannot_judge_reason=item.cannot_judge_reason,
-                                comments=item.comments.strip(), rated_by=body.rated_by.strip(),
+                                comments=item.comments.strip(), rated_by=rater,
                                 seconds_to_rate=body.seconds_to_rate)
                 session.add(rating)
                 await session.flush()

@@ -108,7 +108,9 @@ class RatingIn(BaseModel):
 class RateIn(BaseModel):
     experiment_id: str
     ratings: list[RatingIn] = Field(..., min_length=1, max_length=2)
-    rated_by: str = Field("trainer", min_length=1, max_length=255)
+    rated_by: str | None = Field(
+        None, description="Accepted for the seeds' shape and ignored: the rater is the "
+                          "signed-in user or the API token's owner.")
     seconds_to_rate: float | None = Field(
         default=None, ge=0, le=86400, description="Seconds from both variants shown to submit, "
         "minus time the page was hidden (measured by the page).")

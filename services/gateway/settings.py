@@ -5,12 +5,13 @@ Each field's docstring is its description in the generated configuration table.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from services.common.settings import REPO_ROOT, ServiceSettings, shared_field
+from services.common.settings import REPO_ROOT, ServiceSettings, check_secret, shared_field
 
 
 def _alias(name: str) -> AliasChoices:
@@ -41,9 +42,41 @@ class GatewaySettings(ServiceSettings):
     internal_timeout_seconds: float = 10.0
     """Timeout of one call to a sibling service (each call is retried twice)."""
 
-    admin_password: str = ""
-    """Password for promoting, rolling back and evolving prompts (HTTP Basic; the user name
-    is audited). Empty = open, allowed in development only."""
+    optimizer_token: str = Field(default="", repr=False,
+                                 validation_alias=_alias("OPTIMIZER_TOKEN"))
+    """Bearer token for calls to the optimizer (empty = SERVICE_TOKEN)."""
+    evolution_token: str = Field(default="", repr=False,
+                                 validation_alias=_alias("EVOLUTION_TOKEN"))
+    """Bearer token for calls to evolution (empty = SERVICE_TOKEN)."""
+    reward_token: str = Field(default="", repr=False, validation_alias=_alias("REWARD_TOKEN"))
+    """Bearer token for calls to the reward service (empty = SERVICE_TOKEN)."""
+
+    # accounts and sessions ----------------------------------------------------------
+    session_secret: str = Field(default="", repr=False,
+                                validation_alias=_alias("SESSION_SECRET"))
+    """Key that signs session and CSRF cookies (at least 32 characters outside development;
+    empty in development = a random key per start, which signs everyone out on restart)."""
+    session_idle_minutes: int = Field(default=120, ge=1)
+    """A session unused this long ends."""
+    session_absolute_hours: int = Field(default=12, ge=1)
+    """A session ends this long after sign-in, however active."""
+    login_window_minutes: int = Field(default=15, ge=1)
+    """Failed sign-ins are counted over this window…"""
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    """…and an account is paused after this many…"""
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    """…and an address after this many."""
+    enable_training_mode: bool = Field(default=True,
+                                       validation_alias=AliasChoices("ENABLE_TRAINING_MODE"))
+    """The seeds' feature flag: false closes /train to everyone but admins."""
+    training_admin_emails: str = Field(default="",
+                                       validation_alias=AliasChoices("TRAINING_ADMIN_EMAILS"))
+    """Comma-separated user names (e-mail addresses) that are admins whatever their stored role."""
+    first_admin_user: str = Field(default="", validation_alias=AliasChoices("AFINADOR_ADMIN_USER"))
+    """On first start with no users: create this admin (with AFINADOR_ADMIN_PASSWORD)."""
+    first_admin_password: str = Field(default="", repr=False,
+                                      validation_alias=AliasChoices("AFINADOR_ADMIN_PASSWORD"))
+    """Password of that first admin."""
 
     # storage ----------------------------------------------------------------------
     storage_url: str = Field(default="", validation_alias=_alias("STORAGE_URL"))
@@ -145,13 +178,26 @@ class GatewaySettings(ServiceSettings):
     """Language of the pages when the trainer has not chosen one (`es` or `en`)."""
 
     @model_validator(mode="after")
-    def _admin_password_outside_development(self) -> GatewaySettings:
-        if self.environment != "development" and not self.admin_password:
-            raise ValueError(
-                "GATEWAY_ADMIN_PASSWORD must be set outside development "
-                f"(ENVIRONMENT={self.environment!r}): it guards prompt promotion and rollback."
-            )
+    def _secrets_outside_development(self) -> GatewaySettings:
+        if self.environment != "development":
+            check_secret("GATEWAY_SESSION_SECRET", self.session_secret, self.environment)
+            for name in ("optimizer_token", "evolution_token", "reward_token"):
+                if getattr(self, name):
+                    check_secret(f"GATEWAY_{name.upper()}", getattr(self, name),
+                                 self.environment)
+        elif not self.session_secret:
+            self.session_secret = secrets.token_urlsafe(32)
         return self
+
+    @property
+    def admin_usernames(self) -> frozenset[str]:
+        return frozenset(n.strip().lower() for n in self.training_admin_emails.split(",")
+                         if n.strip())
+
+    def token_for(self, service: str) -> str:
+        """The bearer token for calls to ``service`` (its own, else SERVICE_TOKEN)."""
+        own: str = getattr(self, f"{service}_token", "")
+        return own or self.service_token
 
     @property
     def blob_dir(self) -> Path:

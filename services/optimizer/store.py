@@ -90,11 +90,11 @@ async def insert_observations(session: AsyncSession, records: Sequence[Observati
     ]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(ObservationRow).values(rows)
-    stmt = stmt.on_conflict_do_update(
+    values = insert(ObservationRow).values(rows)
+    stmt = values.on_conflict_do_update(
         index_elements=["rating_id"],
-        set_={"rating": stmt.excluded.rating, "revision": stmt.excluded.revision},
-        where=ObservationRow.revision < stmt.excluded.revision,
+        set_={"rating": values.excluded.rating, "revision": values.excluded.revision},
+        where=ObservationRow.revision < values.excluded.revision,
     ).returning(ObservationRow.rating_id)
     result = await session.execute(stmt)
     return sum(rating_id not in known for rating_id in result.scalars())

@@ -4,8 +4,8 @@ The gateway's outbox may deliver a rating more than once (retries, restarts), an
 two deliveries may race. The first delivery of a ``rating_id`` stores the rating with
 the image's features; every later one stores nothing and reports ``stored=False``,
 so nothing is counted twice. A higher ``revision`` of a stored rating id (a trainer's
-correction) replaces its rating in place, still as one observation. A redelivery is recognised before the image is
-decoded, so replays are cheap.
+correction) replaces its rating in place, still as one observation. A redelivery is
+recognised before the image is decoded, so replays are cheap.
 
 A new observation also keeps the image bytes (and the original render's, when the
 gateway sends one) in the image blob store, keyed by content hash, so later feature

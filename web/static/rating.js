@@ -496,8 +496,6 @@
   document.addEventListener("htmx:configRequest", function (event) {
     if (event.target.id !== "rating-form") return;
     event.detail.parameters.seconds_to_rate = (timer.total() / 1000).toFixed(1);
-    var name = document.getElementById("rated_by");
-    if (name && name.value.trim()) event.detail.parameters.rated_by = name.value.trim();
   });
 
   // ---- input events ---------------------------------------------------------------------

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from services.gateway import experiments
-from services.gateway.api.deps import ContextDep, LangDep
+from services.gateway.api.deps import ContextDep, LangDep, require_trainer
 from services.gateway.schemas import ExperimentOut
 from services.gateway.uploads import read_limited
 
-router = APIRouter(tags=["training"])
+router = APIRouter(tags=["training"], dependencies=[Depends(require_trainer)])
 
 
 @router.post("/api/enhance/train", status_code=202)

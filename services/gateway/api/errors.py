@@ -12,16 +12,22 @@ Every domain module raises :class:`AfinadorError` subclasses; no router catches 
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from services.common.errors import AfinadorError, ValidationFailed, error_body, unexpected_error
+from services.gateway.accounts import LoginRequired
 from services.gateway.api.deps import language
 from services.gateway.api.rendering import is_htmx, render
 
 log = logging.getLogger(__name__)
+
+
+def login_url(next_path: str) -> str:
+    return "/login?next=" + quote(next_path, safe="")
 
 
 def wants_json(request: Request) -> bool:
@@ -36,6 +42,14 @@ def wants_partial(request: Request) -> bool:
 
 def error_response(request: Request, error: AfinadorError) -> Response:
     headers = dict(getattr(error, "headers", None) or {})
+    if isinstance(error, LoginRequired) and not wants_json(request):
+        # A signed-out page visit goes to the sign-in page and comes back afterwards.
+        back = request.headers.get("HX-Current-URL") if is_htmx(request) else None
+        target = urlsplit(back) if back else request.url
+        next_path = target.path + (f"?{target.query}" if target.query else "")
+        if is_htmx(request):
+            return Response(status_code=401, headers={"HX-Redirect": login_url(next_path)})
+        return RedirectResponse(login_url(next_path), status_code=303)
     if wants_json(request):
         return JSONResponse(error_body(error), status_code=error.status_code, headers=headers)
     lang = language(request)

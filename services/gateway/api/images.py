@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from services.common.errors import NotFound
-from services.gateway.api.deps import ContextDep
+from services.gateway.api.deps import ContextDep, require_user
 from services.gateway.models import Image
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], dependencies=[Depends(require_user)])
 
 
 @router.get("/images/{image_id}")

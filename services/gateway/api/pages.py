@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.gateway import reports
-from services.gateway.api.deps import ContextDep, LangDep
+from services.gateway.api.deps import ContextDep, LangDep, UserDep, require_user
 from services.gateway.api.rendering import render
 
 log = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_user)])
 
 
 @router.get("/")
@@ -29,10 +29,11 @@ async def root() -> RedirectResponse:
 
 
 @router.get("/train/history")
-async def history_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
+async def history_page(request: Request, ctx: ContextDep, lang: LangDep, user: UserDep
+                       ) -> HTMLResponse:
     history = await reports.training_history(ctx, limit=100)
     return render(request, lang, "history.html", page="history", history=history,
-                  trainer=request.cookies.get("trainer", "") or "trainer")
+                  trainer=user.username)
 
 
 @router.get("/train/status-panel")

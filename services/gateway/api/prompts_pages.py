@@ -7,31 +7,31 @@ sentence saying so (training keeps working with the last known prompt); when it
 refuses a request (an A/B test under way, a missing reason…), its own sentence
 is shown in the page's alert area.
 
-Promotion and rollback by hand need a name and a reason: evolution keeps both in
-its audit log with the time. With ``GATEWAY_ADMIN_PASSWORD`` set, promotion,
-rollback and evolution need the admin password and the audited name is the
-signed-in one (:mod:`services.gateway.admin`).
+Reading needs a signed-in user; promotion, rollback and evolution need an admin,
+and a reason. The signed-in admin is the actor both in evolution's audit log and
+in the gateway's (:mod:`services.gateway.audit`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from services.common.errors import ServiceUnavailable, ValidationFailed
 from services.common.http import path_segment
-from services.gateway.admin import admin_actor
-from services.gateway.api.deps import ContextDep, LangDep
+from services.gateway import audit
+from services.gateway.accounts import CurrentUser
+from services.gateway.api.deps import AdminDep, ContextDep, LangDep, client_ip, require_user
 from services.gateway.api.rendering import is_htmx, render
 from services.gateway.context import Context
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_user)])
 
 DOWN_ES = ("El servicio de evolución de prompts no responde ahora mismo. El entrenamiento sigue "
            "con la última versión de prompt conocida y no se pierde ninguna puntuación; vuelve a "
@@ -90,8 +90,8 @@ async def prompts_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
                   status=status, tests=tests["tests"], rule=tests["rule"],
                   audit=audit["entries"], runs=runs["runs"], issues=issues,
                   diff_from=status["current_version"], diff_to=newest,
-                  actor=request.cookies.get("trainer", ""),
-                  admin_locked=bool(ctx.settings.admin_password))
+                  can_decide=bool(getattr(request.state, "user", None)
+                                  and request.state.user.is_admin))
 
 
 @router.get("/prompts/versions/{version}", include_in_schema=False)
@@ -109,8 +109,8 @@ async def version_page(version: str, request: Request, ctx: ContextDep, lang: La
                            params={"from": detail["parent_version"], "to": version})
     return render(request, lang, "prompts_version.html", page="prompts", v=detail,
                   ratings=ratings, diff=diff, versions=lineage["versions"],
-                  actor=request.cookies.get("trainer", ""),
-                  admin_locked=bool(ctx.settings.admin_password))
+                  can_decide=bool(getattr(request.state, "user", None)
+                                  and request.state.user.is_admin))
 
 
 @router.get("/prompts/diff", include_in_schema=False)
@@ -123,17 +123,24 @@ async def diff_view(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLRes
     return render(request, lang, "partials/prompts_diff.html", diff=diff)
 
 
-def _form_actor(form: Any, request: Request) -> str:
-    return str(form.get("actor") or request.cookies.get("trainer") or "").strip()
+class ReasonForm(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+    to: str | None = Field(default=None, max_length=64)
+
+
+async def _audited(ctx: Context, admin: CurrentUser, request: Request, action: str,
+                   target: str | None, **details: Any) -> None:
+    async with ctx.sessions() as session, session.begin():
+        await audit.record(session, admin.username, action, target, client_ip(request), **details)
 
 
 @router.post("/prompts/evolve", include_in_schema=False)
-async def evolve_form(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
-    form = await request.form()
-    admin = admin_actor(request, ctx.settings.admin_password)
-    body = {"actor": admin or _form_actor(form, request) or "admin",
-            "reason": str(form.get("reason") or "").strip()}
-    run = await _call(ctx, "POST", "/prompts/evolve", json=body)
+async def evolve_form(form: Annotated[ReasonForm, Form()], request: Request, ctx: ContextDep,
+                      lang: LangDep, admin: AdminDep) -> HTMLResponse:
+    run = await _call(ctx, "POST", "/prompts/evolve",
+                      json={"actor": admin.username, "reason": form.reason.strip()})
+    await _audited(ctx, admin, request, "prompt_evolve", str(run.get("id")),
+                   reason=form.reason.strip())
     return render(request, lang, "partials/prompts_run.html", run=run)
 
 
@@ -146,42 +153,42 @@ async def run_view(run_id: int, request: Request, ctx: ContextDep, lang: LangDep
 
 @router.post("/prompts/versions/{version}/{action}", include_in_schema=False)
 async def transition_form(version: str, action: Literal["promote", "rollback"],
-                          request: Request, ctx: ContextDep) -> Response:
-    form = await request.form()
-    admin = admin_actor(request, ctx.settings.admin_password)
-    body: dict[str, Any] = {"actor": admin or _form_actor(form, request),
-                            "reason": str(form.get("reason") or "").strip()}
-    if action == "rollback" and form.get("to"):
-        body["to"] = str(form.get("to"))
-    if not body["actor"] or len(body["reason"]) < 3:
+                          form: Annotated[ReasonForm, Form()], request: Request,
+                          ctx: ContextDep, admin: AdminDep) -> Response:
+    reason = form.reason.strip()
+    if len(reason) < 3:
         raise ValidationFailed(
-            "Indica quién eres y por qué (al menos 3 caracteres): queda en el registro.",
-            "Say who you are and why (at least 3 characters): it goes into the audit log.")
+            "Explica por qué (al menos 3 caracteres): queda en el registro.",
+            "Say why (at least 3 characters): it goes into the audit log.")
+    body: dict[str, Any] = {"actor": admin.username, "reason": reason}
+    if action == "rollback" and form.to:
+        body["to"] = form.to
     await _call(ctx, "POST", f"/prompts/{path_segment(version)}/{action}", json=body)
+    await _audited(ctx, admin, request, f"prompt_{action}", version, reason=reason,
+                   **({"to": form.to} if form.to else {}))
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": "/prompts"})
     return RedirectResponse("/prompts", status_code=303)
 
 
 class EvolveIn(BaseModel):
-    actor: str = Field(default="api", max_length=255)
+    actor: str | None = Field(default=None, max_length=255,
+                              description="Ignored: the actor is the signed-in admin.")
     reason: str = Field(default="", max_length=2000)
 
 
 @router.post("/api/train/evolve", tags=["training"], status_code=202)
-async def api_evolve(request: Request, ctx: ContextDep, body: EvolveIn | None = None
-                     ) -> dict[str, Any]:
+async def api_evolve(request: Request, ctx: ContextDep, admin: AdminDep,
+                     body: EvolveIn | None = None) -> dict[str, Any]:
     """Start a prompt evolution now (seeds' contract); proxies evolution ``POST /prompts/evolve``.
 
-    Body (optional JSON): ``{"actor": "...", "reason": "..."}``. Answers 202 with the
-    evolution run (``id``, ``status`` "running", ``trigger`` "manual"…); 401 without the
-    admin password when one is configured (HTTP Basic; the user name is the actor);
-    409 while an A/B test or a monitored promotion is undecided; 503 when evolution
-    is down.
+    Needs an admin (session or API token). Body (optional JSON): ``{"reason": "..."}``.
+    Answers 202 with the evolution run (``id``, ``status`` "running", ``trigger``
+    "manual"…); 409 while an A/B test or a monitored promotion is undecided; 503 when
+    evolution is down.
     """
-    admin = admin_actor(request, ctx.settings.admin_password)
-    body = body or EvolveIn()
+    reason = (body or EvolveIn()).reason
     run: dict[str, Any] = await _call(ctx, "POST", "/prompts/evolve",
-                                      json={"actor": admin or body.actor or "api",
-                                            "reason": body.reason})
+                                      json={"actor": admin.username, "reason": reason})
+    await _audited(ctx, admin, request, "prompt_evolve", str(run.get("id")), reason=reason)
     return run

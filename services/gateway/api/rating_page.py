@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from services.common.errors import ValidationFailed
 from services.gateway import experiments, pending, ratings, reports, revisions
-from services.gateway.api.deps import ContextDep, LangDep
+from services.gateway.api.deps import ContextDep, LangDep, TrainerDep, UserDep, require_user
 from services.gateway.api.enhance import existing_experiment
 from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
@@ -40,7 +40,7 @@ from services.gateway.schemas import (
 from services.gateway.uploads import read_limited
 
 log = logging.getLogger(__name__)
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_user)])
 
 OPTIONS: tuple[Option, Option] = ("A", "B")
 # Texts the page's script shows (validation, busy state, upload progress).
@@ -48,10 +48,6 @@ SCRIPT_TEXTS = {"need_one": "train.need_one", "need_reason": "train.need_reason"
                 "saving": "train.saving", "ready": "train.ready", "waiting": "train.waiting",
                 "uploading": "train.uploading", "draft_restored": "train.draft_restored",
                 "save_failed": "error.title", "offline": "error.generic"}
-
-
-def _trainer(request: Request) -> str:
-    return request.cookies.get("trainer", "")
 
 
 def error_kind(message: str | None) -> str:
@@ -97,7 +93,7 @@ async def _experiment_context(ctx: Context, exp: ExperimentOut) -> dict[str, Any
 
 
 @router.get("/train")
-async def train_page(request: Request, ctx: ContextDep, lang: LangDep,
+async def train_page(request: Request, ctx: ContextDep, lang: LangDep, user: TrainerDep,
                      exp: str | None = None) -> HTMLResponse:
     """The rating page; ``?exp=`` reopens an unrated experiment (after a reload, a
     language switch or from the pending list)."""
@@ -113,7 +109,7 @@ async def train_page(request: Request, ctx: ContextDep, lang: LangDep,
         waiting = await pending.pending_experiments(session)
     t = translator(request, lang)
     return render(request, lang, "train.html", page="train", status=None,
-                  trainer=_trainer(request), provider_labels=labels, pending=waiting,
+                  provider_labels=labels, pending=waiting,
                   texts={name: t(key) for name, key in SCRIPT_TEXTS.items()},
                   max_mb=ctx.settings.max_upload_bytes // (1024 * 1024), **context)
 
@@ -126,26 +122,21 @@ async def pending_list(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
 
 
 @router.post("/train/upload")
-async def upload(request: Request, ctx: ContextDep, lang: LangDep,
-                 image: UploadFile = File(...), mode: str = Form("structure"),
-                 rated_by: str = Form("")) -> HTMLResponse:
+async def upload(request: Request, ctx: ContextDep, lang: LangDep, user: TrainerDep,
+                 image: UploadFile = File(...), mode: str = Form("structure")) -> HTMLResponse:
     data = await read_limited(image, ctx.settings.max_upload_bytes)
     experiment = await experiments.create_experiment(ctx, data, image.filename, mode, None)
     exp = await experiments.describe_experiment(ctx, experiment.id, lang)
-    response = render(request, lang, "partials/experiment.html", trainer=rated_by.strip(),
-                      headers={"HX-Push-Url": f"/train?exp={exp.experiment_id}"},
-                      **await _experiment_context(ctx, exp))
-    if rated_by.strip():
-        response.set_cookie("trainer", rated_by.strip()[:255], max_age=365 * 86400,
-                            samesite="lax")
-    return response
+    return render(request, lang, "partials/experiment.html",
+                  headers={"HX-Push-Url": f"/train?exp={exp.experiment_id}"},
+                  **await _experiment_context(ctx, exp))
 
 
 @router.get("/train/experiments/{experiment_id}")
-async def experiment_panel(request: Request, ctx: ContextDep, lang: LangDep,
+async def experiment_panel(request: Request, ctx: ContextDep, lang: LangDep, user: TrainerDep,
                            exp: Annotated[ExperimentOut, Depends(existing_experiment)]
                            ) -> HTMLResponse:
-    return render(request, lang, "partials/experiment.html", trainer=_trainer(request),
+    return render(request, lang, "partials/experiment.html",
                   **await _experiment_context(ctx, exp))
 
 
@@ -165,7 +156,7 @@ async def variant_card(variant_id: str, request: Request, ctx: ContextDep, lang:
 
 @router.post("/train/variants/{variant_id}/{action}")
 async def variant_action(variant_id: str, action: str, request: Request, ctx: ContextDep,
-                         lang: LangDep) -> Response:
+                         lang: LangDep, user: TrainerDep) -> Response:
     if action not in ("retry", "cancel"):
         return Response(status_code=404)
     await experiments.change_variant(ctx, variant_id, action)
@@ -215,7 +206,6 @@ class RateForm(BaseModel):
     ``cannot_judge_X`` with a reason stores "I can't judge" instead of stars."""
 
     experiment_id: str
-    rated_by: str = ""
     rating_A: str = ""
     rating_B: str = ""
     comments_A: str = ""
@@ -259,19 +249,19 @@ class RateForm(BaseModel):
             seconds = max(0.0, min(float(self.seconds_to_rate), 86400.0))
         except ValueError:
             seconds = None
-        return RateIn(experiment_id=self.experiment_id, ratings=items,
-                      rated_by=self.rated_by.strip() or "trainer", seconds_to_rate=seconds)
+        return RateIn(experiment_id=self.experiment_id, ratings=items, rated_by=None,
+                      seconds_to_rate=seconds)
 
 
 @router.post("/train/rate")
 async def rate(form: Annotated[RateForm, Form()], request: Request, ctx: ContextDep,
-               lang: LangDep) -> HTMLResponse:
+               lang: LangDep, user: TrainerDep) -> HTMLResponse:
     body = form.to_rate_in()
     if form.editing:
-        await revisions.revise_experiment(ctx, body)
+        await revisions.revise_experiment(ctx, body, rater=user.username)
         undo = 0
     else:
-        await ratings.rate_experiment(ctx, body)
+        await ratings.rate_experiment(ctx, body, rater=user.username)
         undo = revisions.UNDO_SECONDS
     return await _rated(request, ctx, lang, body.experiment_id, undo, body.seconds_to_rate)
 
@@ -295,32 +285,31 @@ async def _rated(request: Request, ctx: Context, lang: str, experiment_id: str,
 
 
 @router.post("/train/experiments/{experiment_id}/undo")
-async def undo(experiment_id: str, request: Request, ctx: ContextDep, lang: LangDep
-               ) -> HTMLResponse:
+async def undo(experiment_id: str, request: Request, ctx: ContextDep, lang: LangDep,
+               user: TrainerDep) -> HTMLResponse:
     """Reopen a just-saved experiment with its saved values; saving again revises them."""
-    saved = await revisions.saved_values(ctx.sessions, experiment_id,
-                                         _trainer(request) or "trainer")
+    saved = await revisions.saved_values(ctx.sessions, experiment_id, user.username)
     exp = await experiments.describe_experiment(ctx, experiment_id, lang)
     prefill = {option: {"rating": s.rating, "comments": s.comments,
                         "cannot_judge_reason": s.cannot_judge_reason}
                for option, s in saved.items()}
-    return render(request, lang, "partials/experiment.html", trainer=_trainer(request),
-                  editing=True, prefill=prefill,
+    return render(request, lang, "partials/experiment.html", editing=True, prefill=prefill,
                   headers={"HX-Push-Url": f"/train?exp={experiment_id}"},
                   **await _experiment_context(ctx, exp))
 
 
 @router.get("/train/ratings/{rating_id}/edit")
-async def edit_form(rating_id: str, request: Request, ctx: ContextDep, lang: LangDep
-                    ) -> HTMLResponse:
+async def edit_form(rating_id: str, request: Request, ctx: ContextDep, lang: LangDep,
+                    user: UserDep) -> HTMLResponse:
     """The small inline form the history page shows to correct one of my ratings."""
-    rating = await revisions.own_rating(ctx, rating_id, _trainer(request) or "trainer")
+    rating = await revisions.own_rating(ctx, rating_id, user.username)
     return render(request, lang, "partials/rating_edit.html", rating=rating)
 
 
 @router.post("/train/ratings/{rating_id}/edit")
 async def edit_save(rating_id: str, request: Request, ctx: ContextDep, lang: LangDep,
-                    rating: str = Form(...), comments: str = Form("")) -> HTMLResponse:
+                    user: UserDep, rating: str = Form(...), comments: str = Form("")
+                    ) -> HTMLResponse:
     edit = RatingEditIn(rating=parse_stars(rating), comments=comments)
-    saved = await revisions.revise_rating(ctx, rating_id, edit, _trainer(request) or "trainer")
+    saved = await revisions.revise_rating(ctx, rating_id, edit, user.username)
     return render(request, lang, "partials/rating_edit.html", rating=saved, saved=True)

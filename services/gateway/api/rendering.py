@@ -20,7 +20,8 @@ def render(request: Request, lang: str, name: str, status_code: int = 200,
     """Render template ``name`` in ``lang``; a ``?lang=`` choice is remembered in a cookie."""
     templates: Jinja2Templates = request.app.state.templates
     response = templates.TemplateResponse(
-        request, name, {"t": translator(request, lang), **context},
+        request, name,
+        {"t": translator(request, lang), "user": getattr(request.state, "user", None), **context},
         status_code=status_code, headers=headers)
     if request.query_params.get("lang") in ("es", "en"):
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="lax")

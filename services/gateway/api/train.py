@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from services.gateway import ratings, reports
-from services.gateway.api.deps import ContextDep
+from services.gateway.api.deps import ContextDep, TrainerDep, require_user
 from services.gateway.schemas import RateIn, RateOut, TrainingHistory, TrainingStatus
 
-router = APIRouter(tags=["training"])
+router = APIRouter(tags=["training"], dependencies=[Depends(require_user)])
 
 
 @router.post("/api/train/rate")
-async def rate(body: RateIn, ctx: ContextDep) -> RateOut:
-    """Save 1–5 star ratings (and comments) for an experiment's options."""
-    return await ratings.rate_experiment(ctx, body)
+async def rate(body: RateIn, ctx: ContextDep, user: TrainerDep) -> RateOut:
+    """Save 1–5 star ratings (and comments) for an experiment's options.
+
+    The rater is always the signed-in user (or the API token's owner); a ``rated_by``
+    in the body is accepted for the seeds' shape and ignored.
+    """
+    return await ratings.rate_experiment(ctx, body, rater=user.username)
 
 
 @router.get("/api/train/status")

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from services.gateway.main import create_app
 from services.gateway.settings import GatewaySettings
+from services.gateway.testing import sign_in_with_token
 
 
 def closed_port_url() -> str:
@@ -30,6 +31,14 @@ def gateway_settings(database_url: str, tmp_path: Path) -> GatewaySettings:
 
 
 @pytest.fixture
-def gateway(gateway_settings: GatewaySettings) -> Iterator[TestClient]:
+def anonymous_gateway(gateway_settings: GatewaySettings) -> Iterator[TestClient]:
+    """The gateway app with nobody signed in."""
     with TestClient(create_app(gateway_settings)) as client:
         yield client
+
+
+@pytest.fixture
+def gateway(anonymous_gateway: TestClient) -> TestClient:
+    """The gateway app, every request signed by trainer ``ana``'s API token."""
+    sign_in_with_token(anonymous_gateway, "ana", "trainer")
+    return anonymous_gateway

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from services.common.testing import make_test_image, wait_for
 from services.gateway.main import create_app
 from services.gateway.settings import GatewaySettings
+from services.gateway.testing import sign_in_with_token
 
 
 def create(gateway: TestClient, mode: str = "structure") -> dict:
@@ -98,11 +99,13 @@ def test_a_variant_that_is_not_ready_cannot_be_rated(gateway: TestClient) -> Non
 
 def test_everything_survives_a_restart(gateway_settings: GatewaySettings) -> None:
     with TestClient(create_app(gateway_settings)) as gateway:
+        sign_in_with_token(gateway, "ana")
         created = create(gateway)
         wait_generated(gateway, created["experiment_id"])
         gateway.post("/api/train/rate", json={
             "experiment_id": created["experiment_id"], "ratings": [{"option": "A", "rating": 2}]})
     with TestClient(create_app(gateway_settings)) as gateway:
+        sign_in_with_token(gateway, "bea")
         body = gateway.get(f"/api/experiments/{created['experiment_id']}").json()
         assert body["status"] == "rated" and body["options"][0]["rating"] == 2
         assert gateway.get(body["options"][1]["url"]).status_code == 200
@@ -137,6 +140,7 @@ def test_images_live_in_s3_when_configured(gateway_settings: GatewaySettings, s3
         "storage_url": f"s3://{bucket}/afinador", "s3_endpoint_url": s3_endpoint,
         "aws_region": "us-east-1"})
     with TestClient(create_app(settings)) as gateway:
+        sign_in_with_token(gateway)
         created = create(gateway)
         body = wait_generated(gateway, created["experiment_id"])
         assert body["options"][0]["status"] == "succeeded"

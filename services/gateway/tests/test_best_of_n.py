@@ -13,6 +13,7 @@ from services.common.testing import make_test_image, wait_for
 from services.gateway import selection
 from services.gateway.main import create_app
 from services.gateway.settings import GatewaySettings
+from services.gateway.testing import sign_in_with_token
 
 
 def fake_reward(ready: bool) -> tuple[httpx.MockTransport, list[int]]:
@@ -49,6 +50,7 @@ def start(settings: GatewaySettings, ready: bool) -> tuple[TestClient, list[int]
     selection.forget_readiness()
     client = TestClient(create_app(settings))
     client.__enter__()
+    sign_in_with_token(client)
     transport, sizes = fake_reward(ready)
     ctx = client.app.state.context  # type: ignore[attr-defined]
     ctx.clients.reward = InternalClient("reward", "http://reward.test", "t", transport=transport)

@@ -16,12 +16,14 @@ from services.gateway.models import GenerationJob, Image, Variant
 from services.gateway.providers import build_providers
 from services.gateway.settings import GatewaySettings
 from services.gateway.storage import LocalBlobStore
+from services.gateway.testing import sign_in_with_token
 
 
 def queued_experiment(settings: GatewaySettings) -> str:
     """Create an experiment with workers switched off, so its two jobs stay queued."""
     idle = settings.model_copy(update={"generation_workers": 0})
     with TestClient(create_app(idle)) as gateway:
+        sign_in_with_token(gateway)
         answer = gateway.post("/api/enhance/train", data={"mode": "structure"},
                               files={"image": ("r.png", make_test_image(), "image/png")})
         assert answer.status_code == 202
@@ -103,6 +105,7 @@ def test_restart_finishes_work_of_a_dead_worker_exactly_once(
 
     asyncio.run(crash_mid_generation())
     with TestClient(create_app(gateway_settings)) as gateway:
+        sign_in_with_token(gateway, "bea")
         def finished() -> dict | None:
             body = gateway.get(f"/api/experiments/{experiment_id}").json()
             return body if body["status"] == "ready" else None

@@ -13,6 +13,7 @@ from services.gateway import suggestions
 from services.gateway.main import create_app
 from services.gateway.providers.fakes import Scenario, serve_fake
 from services.gateway.settings import GatewaySettings
+from services.gateway.testing import sign_in_with_token
 
 CHOSEN = [
     ({"api": "leonardo", "init_strength": 0.3, "guidance_scale": 7.0,
@@ -39,6 +40,7 @@ def run(settings: GatewaySettings, monkeypatch: pytest.MonkeyPatch, leonardo: Sc
         "job_max_attempts": 1})
     client = TestClient(create_app(configured))
     client.__enter__()
+    sign_in_with_token(client)
     created = client.post("/api/enhance/train", data={"mode": "structure"},
                           files={"image": ("r.png", make_test_image(), "image/png")}).json()
 
@@ -102,6 +104,7 @@ def test_cancelling_a_variant_stops_the_remote_prediction(gateway_settings: Gate
             "replicate_wait_seconds": 0, "provider_poll_interval_seconds": 0.05,
             "job_max_attempts": 1})
         with TestClient(create_app(settings)) as client:
+            sign_in_with_token(client)
             created = client.post("/api/enhance/train", data={"mode": "structure"},
                                   files={"image": ("r.png", make_test_image(), "image/png")}
                                   ).json()

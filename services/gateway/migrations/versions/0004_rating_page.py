@@ -1,7 +1,7 @@
 """rating page: blind option order, "cannot judge", rating revisions, time per rating
 
 Revision ID: 0004_rating_page
-Revises: 0003
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from services.common.db import UTCDateTime
 
 revision: str = "0004_rating_page"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"  # accounts
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
