@@ -32,7 +32,8 @@ OPTIONS = ["A", "B"]
 
 
 async def create_experiment(ctx: Context, data: bytes, filename: str | None, mode: str,
-                            project_id: str | None) -> Experiment:
+                            project_id: str | None, created_by: str | None = None
+                            ) -> Experiment:
     """Validate the upload, choose prompts and parameters, store everything, queue jobs.
 
     Nothing is stored when any step fails.
@@ -86,7 +87,7 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
             experiment = Experiment(id=experiment_id, original_image_id=image_id, mode=mode,
                                     project_id=project_id or None,
                                     strategy="best_of_n" if best_of_n else "pair",
-                                    options_swapped=swapped)
+                                    options_swapped=swapped, created_by=created_by)
             session.add(experiment)
             await session.flush()
             for index, (option, assignment, (params, source)) in enumerate(

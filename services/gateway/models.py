@@ -49,6 +49,8 @@ class Experiment(Base):
     selected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Blind rating: True when the second generated variant is shown as option A.
     options_swapped: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Who uploaded the render from the rating page (her "pendientes" list); None: the API.
+    created_by: Mapped[str | None] = mapped_column(String(255))
 
     variants: Mapped[list[Variant]] = relationship(
         back_populates="experiment", order_by="Variant.option", lazy="selectin"

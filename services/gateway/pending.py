@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.models import Experiment
@@ -27,10 +27,14 @@ class Pending:
     original_url: str
 
 
-async def pending_experiments(session: AsyncSession, limit: int = 8) -> list[Pending]:
-    """Unrated experiments that can still be rated (at least one variant not failed)."""
+async def pending_experiments(session: AsyncSession, trainer: str, limit: int = 8
+                              ) -> list[Pending]:
+    """Unrated experiments ``trainer`` uploaded (or that came through the API) that can
+    still be rated (at least one variant not failed)."""
     rows = (await session.execute(
-        select(Experiment).where(Experiment.rated_at.is_(None))
+        select(Experiment).where(Experiment.rated_at.is_(None),
+                                 or_(Experiment.created_by == trainer,
+                                     Experiment.created_by.is_(None)))
         .order_by(Experiment.created_at.desc()).limit(limit * 4))).scalars()
     found: list[Pending] = []
     for experiment in rows:

@@ -106,7 +106,7 @@ async def train_page(request: Request, ctx: ContextDep, lang: LangDep, user: Tra
             context = await _experiment_context(
                 ctx, await experiments.describe_experiment(ctx, exp, lang))
     async with ctx.sessions() as session:
-        waiting = await pending.pending_experiments(session)
+        waiting = await pending.pending_experiments(session, user.username)
     t = translator(request, lang)
     return render(request, lang, "train.html", page="train", status=None,
                   provider_labels=labels, pending=waiting,
@@ -115,9 +115,10 @@ async def train_page(request: Request, ctx: ContextDep, lang: LangDep, user: Tra
 
 
 @router.get("/train/pending")
-async def pending_list(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
+async def pending_list(request: Request, ctx: ContextDep, lang: LangDep, user: TrainerDep
+                       ) -> HTMLResponse:
     async with ctx.sessions() as session:
-        waiting = await pending.pending_experiments(session)
+        waiting = await pending.pending_experiments(session, user.username)
     return render(request, lang, "partials/pending.html", pending=waiting)
 
 
@@ -125,7 +126,8 @@ async def pending_list(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
 async def upload(request: Request, ctx: ContextDep, lang: LangDep, user: TrainerDep,
                  image: UploadFile = File(...), mode: str = Form("structure")) -> HTMLResponse:
     data = await read_limited(image, ctx.settings.max_upload_bytes)
-    experiment = await experiments.create_experiment(ctx, data, image.filename, mode, None)
+    experiment = await experiments.create_experiment(ctx, data, image.filename, mode, None,
+                                                     created_by=user.username)
     exp = await experiments.describe_experiment(ctx, experiment.id, lang)
     return render(request, lang, "partials/experiment.html",
                   headers={"HX-Push-Url": f"/train?exp={exp.experiment_id}"},

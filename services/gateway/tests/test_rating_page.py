@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from services.common.testing import make_test_image
 from services.gateway.models import OutboxMessage, Rating
 from services.gateway.testing import add_user
 from services.gateway.tests.test_api import create, wait_generated
@@ -106,3 +107,18 @@ def test_the_comparison_is_blind_until_saved(gateway: TestClient) -> None:
         for value in option["parameters"].values():
             if isinstance(value, float):
                 assert str(value) not in page
+
+
+def test_pending_lists_my_unrated_uploads_only(gateway: TestClient) -> None:
+    uploaded = gateway.post("/train/upload", data={"mode": "surfaces"},
+                            files={"image": ("r.png", make_test_image(), "image/png")})
+    assert uploaded.status_code == 200, uploaded.text
+    experiment_id = uploaded.headers["HX-Push-Url"].split("exp=")[1]
+    assert experiment_id in gateway.get("/train/pending").text
+    mine = gateway.headers["Authorization"]
+    gateway.headers["Authorization"] = f"Bearer {add_user(gateway, 'bea')}"
+    assert experiment_id not in gateway.get("/train/pending").text
+    gateway.headers["Authorization"] = mine
+    wait_generated(gateway, experiment_id)
+    gateway.post("/train/rate", data={"experiment_id": experiment_id, "rating_A": "3"})
+    assert experiment_id not in gateway.get("/train/pending").text  # rated: no longer waiting

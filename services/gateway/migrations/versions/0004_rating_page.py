@@ -23,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table("experiments") as batch:
         batch.add_column(sa.Column("options_swapped", sa.Boolean(), nullable=False,
                                    server_default=sa.false()))
+        batch.add_column(sa.Column("created_by", sa.String(length=255), nullable=True))
     with op.batch_alter_table("ratings") as batch:
         batch.alter_column("rating", existing_type=sa.Integer(), nullable=True)
         batch.add_column(sa.Column("cannot_judge_reason", sa.Text(), nullable=True))
@@ -47,4 +48,5 @@ def downgrade() -> None:
             batch.drop_column(column)
         batch.alter_column("rating", existing_type=sa.Integer(), nullable=False)
     with op.batch_alter_table("experiments") as batch:
+        batch.drop_column("created_by")
         batch.drop_column("options_swapped")
