@@ -79,8 +79,8 @@ def test_trainer_flow_in_spanish_with_keyboard(cluster: Cluster, browser_page, t
     page.get_by_role("button", name="Subir y generar").click()
 
     expect(page.get_by_role("heading", name="2. Compara y puntúa")).to_be_visible()
-    expect(page.locator("#card-A[data-ready] img")).to_be_visible(timeout=60_000)
-    expect(page.locator("#card-B[data-ready] img")).to_be_visible(timeout=60_000)
+    expect(page.locator("#card-A .frame[data-ready] img.shot")).to_be_visible(timeout=60_000)
+    expect(page.locator("#card-B .frame[data-ready] img.shot")).to_be_visible(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "02-variantes.png"), full_page=True)
 
     # Stars with the keyboard only: 4 rates option A, then focus moves to B; 5 rates B.
@@ -124,6 +124,7 @@ def test_a_broken_upload_shows_a_spanish_error(cluster: Cluster, browser_page, t
     sign_in(page, cluster)
     page.set_input_files("#image", str(fake))
     page.get_by_role("button", name="Subir y generar").click()
-    expect(page.locator("#flash .error-box")).to_contain_text("no es una imagen válida")
+    # The error appears next to the file field, where the trainer is looking.
+    expect(page.locator("#upload-error .error-box")).to_contain_text("no es una imagen válida")
     expect(page.locator(".empty")).to_be_visible()  # nothing else on the page changed
     page.screenshot(path=str(ARTIFACTS / "04-error-subida.png"), full_page=True)

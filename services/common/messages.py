@@ -53,6 +53,9 @@ Rater = Annotated[Name, StringConstraints(max_length=RATER_MAX)]
 Version = Annotated[Name, StringConstraints(max_length=VERSION_MAX)]
 Comments = Annotated[CleanText, StringConstraints(max_length=COMMENTS_MAX)]
 Stars = Annotated[int, Field(ge=1, le=5)]
+Revision = Annotated[int, Field(ge=1, description="1 at first; a trainer's correction is "
+                                "sent as a higher revision of the same rating id, which "
+                                "replaces the stored one (counted once).")]
 Mode = Literal["structure", "surfaces"]
 
 
@@ -72,6 +75,8 @@ class RatingForOptimizer(_Message):
     rating: Stars
     mode: Mode = "structure"
     prompt_version: Version | None = None
+    revision: Revision = 1
+
 
 
 class RatingForEvolution(_Message):
@@ -85,6 +90,8 @@ class RatingForEvolution(_Message):
     rating: Stars
     comments: Comments | None = None
     rater: Rater
+    revision: Revision = 1
+
 
 
 class RatingForReward(_Message):
@@ -98,3 +105,4 @@ class RatingForReward(_Message):
     variant_id: Identifier | None = None
     prompt_version: Version | None = None
     mode: Mode | None = None
+    revision: Revision = 1

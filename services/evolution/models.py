@@ -93,6 +93,8 @@ class PromptResult(Base):
     comments: Mapped[str | None] = mapped_column(Text)
     rater: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # A trainer's correction: a higher revision of the rating id replaces the row.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class AbTest(Base):

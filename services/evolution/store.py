@@ -154,6 +154,9 @@ async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]
     """Store ratings, ignoring rating ids already stored; return ``(mode, rating)`` of each
     new row (its length is how many rows are new).
 
+    A result whose ``revision`` is higher than the stored one (a trainer's correction)
+    replaces its rating and comments in place; it is not counted as new.
+
     All or nothing: if any result names an unknown version, nothing is stored.
     Within one call the first occurrence of a rating id wins.
 
@@ -174,15 +177,25 @@ async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]
         )
     unique: dict[str, dict[str, Any]] = {}
     for result in results:
-        unique.setdefault(result["rating_id"], result)
+        kept = unique.get(result["rating_id"])
+        if kept is None or result.get("revision", 1) > kept.get("revision", 1):
+            unique[result["rating_id"]] = result
+    known = set((await session.execute(
+        select(PromptResult.rating_id).where(PromptResult.rating_id.in_(list(unique)))
+    )).scalars())
     now = utcnow()
-    stmt = (
-        _insert(session, PromptResult)
-        .values([{**row, "created_at": now} for row in unique.values()])
-        .on_conflict_do_nothing(index_elements=["rating_id"])
-        .returning(PromptResult.mode, PromptResult.rating)
-    )
-    return [(str(mode), int(rating)) for mode, rating in (await session.execute(stmt)).all()]
+    insert = _insert(session, PromptResult).values(
+        # Rating-id order: concurrent batches lock conflicting rows in the same order.
+        [{**row, "created_at": now} for _, row in sorted(unique.items())])
+    # A higher revision of a stored rating id (a trainer's correction) replaces it.
+    stmt = insert.on_conflict_do_update(
+        index_elements=["rating_id"],
+        set_={"rating": insert.excluded.rating, "comments": insert.excluded.comments,
+              "revision": insert.excluded.revision},
+        where=PromptResult.revision < insert.excluded.revision,
+    ).returning(PromptResult.rating_id, PromptResult.mode, PromptResult.rating)
+    return [(str(mode), int(rating)) for rid, mode, rating in (await session.execute(stmt)).all()
+            if rid not in known]
 
 
 async def results(

@@ -207,7 +207,7 @@ def ab_pairs(rows: list[tuple[Rating, Variant, Experiment]], champion: str, chal
         arm = ("challenger" if variant.prompt_version == challenger and
                variant.prompt_arm != "champion" else
                "champion" if variant.prompt_version == champion else None)
-        if arm is None:
+        if arm is None or rating.rating is None:
             continue
         slot = per_experiment.setdefault(experiment.id, {})
         slot[arm] = rating.rating
@@ -315,7 +315,8 @@ def pd_dimensions(pd: dict[str, Any] | None, provider: str | None = None
 def _rating_chart(rows: list[tuple[Rating, Variant, Experiment]], status: dict[str, Any],
                   history: dict[str, Any] | None, t: Translator) -> Chart:
     lang = t.lang
-    ratings = [float(r.rating) for r, _, _ in rows]
+    rows = [row for row in rows if row[0].rating is not None]  # not "could not judge"
+    ratings = [float(r.rating) for r, _, _ in rows if r.rating is not None]
     xs = list(range(1, len(ratings) + 1))
     title = t("insight.chart.ratings.title")
     if not ratings:

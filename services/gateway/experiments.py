@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Annotated
 
 from pydantic import StringConstraints, TypeAdapter
@@ -36,7 +37,8 @@ OPTIONS = ["A", "B"]
 
 
 async def create_experiment(ctx: Context, data: bytes, filename: str | None, mode: str,
-                            project_id: str | None) -> Experiment:
+                            project_id: str | None, created_by: str | None = None
+                            ) -> Experiment:
     """Validate the upload, choose prompts and parameters, store everything, queue jobs.
 
     Nothing is stored when any step fails.
@@ -66,11 +68,17 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
     count = selection.candidate_count(settings, costs) if best_of_n else len(OPTIONS)
     chosen = await suggestions.suggest(ctx.clients, mode, count, enabled,
                                        assignments[0].version)
+    swapped = False
     if best_of_n:
         options: list[str | None] = [None] * len(chosen)
         planned = [assignments[0]] * len(chosen)
     else:
         options, planned = list(OPTIONS), assignments
+        # Blind rating: which suggestion is shown as A is drawn at random and recorded
+        # (prompt assignments stay with their option, as the evolution service gave them).
+        swapped = settings.shuffle_options and secrets.randbelow(2) == 1
+        if swapped:
+            chosen = list(reversed(chosen))
 
     image_id = new_id("img")
     blob_key = f"originals/{image_id}.jpg"
@@ -84,7 +92,8 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
             await session.flush()
             experiment = Experiment(id=experiment_id, original_image_id=image_id, mode=mode,
                                     project_id=project_id or None,
-                                    strategy="best_of_n" if best_of_n else "pair")
+                                    strategy="best_of_n" if best_of_n else "pair",
+                                    options_swapped=swapped, created_by=created_by)
             session.add(experiment)
             await session.flush()
             for index, (option, assignment, (params, source)) in enumerate(
@@ -158,6 +167,9 @@ async def describe_experiment(ctx: Context, experiment_id: str, lang: str = "es"
             estimated_cost_usd=v.estimated_cost_usd,
             rating=rating.rating if rating else None,
             comments=rating.comments if rating else None,
+            rating_id=rating.id if rating else None,
+            cannot_judge_reason=rating.cannot_judge_reason if rating else None,
+            revision=rating.revision if rating else None,
             predicted_rating=v.predicted_rating, predicted_std=v.predicted_std,
             reward_model_version=v.reward_model_version, selection_reason=v.selection_reason))
     if experiment.rated_at is not None:

@@ -13,7 +13,16 @@ from fastapi.templating import Jinja2Templates
 from services.common.app import build_app
 from services.common.errors import DATABASE_DOWN
 from services.gateway import accounts, gauges, selection
-from services.gateway.api import auth, enhance, images, insight, pages, prompts_pages, train
+from services.gateway.api import (
+    auth,
+    enhance,
+    images,
+    insight,
+    pages,
+    prompts_pages,
+    rating_page,
+    train,
+)
 from services.gateway.api.errors import install_error_handlers
 from services.gateway.clients import ServiceClients
 from services.gateway.context import Context
@@ -25,6 +34,14 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.storage import open_blob_store
 
 log = logging.getLogger(__name__)
+
+# Front-end packages installed from npm (web/package.json) and served as /vendor/<name>.
+VENDOR = {
+    "htmx": "htmx.org/dist",
+    "htmx-ext-sse": "htmx-ext-sse/dist",
+    "panzoom": "@panzoom/panzoom/dist",
+    "img-comparison-slider": "img-comparison-slider/dist",
+}
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -74,7 +91,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description="Trainer pages and the public training API.",
         migrations_dir=Path(__file__).parent / "migrations",
         public_routers=[auth.router, enhance.router, train.router, images.router,
-                        insight.router, pages.router,
+                        insight.router, rating_page.router, pages.router,
                         prompts_pages.router],
         on_startup=[start_background],
         on_shutdown=[stop_background],
@@ -83,12 +100,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_security(app, settings)
     app.state.templates = Jinja2Templates(directory=str(settings.web_dir / "templates"))
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
-    htmx_dist = settings.web_dir / "node_modules" / "htmx.org" / "dist"
-    if htmx_dist.is_dir():
-        app.mount("/vendor/htmx", StaticFiles(directory=htmx_dist), name="htmx")
-    else:
-        log.warning("htmx is not installed (%s missing): run `make run` or "
-                    "`npm ci --prefix web`; pages will not be interactive", htmx_dist)
+    for prefix, dist in VENDOR.items():
+        directory = settings.web_dir / "node_modules" / dist
+        if directory.is_dir():
+            app.mount(f"/vendor/{prefix}", StaticFiles(directory=directory), name=prefix)
+        else:
+            log.warning("%s is not installed (%s missing): run `make run` or "
+                        "`npm ci --prefix web`; pages will not be interactive", prefix, directory)
     return app
 
 

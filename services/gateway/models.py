@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.common.db import UTCDateTime, service_metadata, utcnow
@@ -49,6 +49,10 @@ class Experiment(Base):
     selected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Rater quality: this experiment re-shows the images of an earlier one, blind.
     repeat_of: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Blind rating: True when the second generated variant is shown as option A.
+    options_swapped: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Who uploaded the render from the rating page (her "pendientes" list); None: the API.
+    created_by: Mapped[str | None] = mapped_column(String(255))
 
     variants: Mapped[list[Variant]] = relationship(
         back_populates="experiment", order_by="Variant.option", lazy="selectin"
@@ -115,19 +119,29 @@ class Rating(Base):
     experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id"), index=True)
     variant_id: Mapped[str] = mapped_column(ForeignKey("variants.id"), unique=True)
     option: Mapped[str] = mapped_column(String(1))
-    rating: Mapped[int] = mapped_column(Integer)
+    # None with ``cannot_judge_reason`` set: the trainer could not judge this variant
+    # (never sent to the optimizer, evolution or reward services).
+    rating: Mapped[int | None] = mapped_column(Integer)
     comments: Mapped[str] = mapped_column(Text, default="")
     rated_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    cannot_judge_reason: Mapped[str | None] = mapped_column(Text)
+    # 1 at first; each edit (undo, history) stores the new value as revision + 1 and
+    # delivers it again; the receivers replace a lower revision of the same rating id.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Seconds from both variants shown to submit, minus time the tab was hidden.
+    seconds_to_rate: Mapped[float | None] = mapped_column()
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (UniqueConstraint("rating_id", "target"),)
+    __table_args__ = (UniqueConstraint("rating_id", "target", "revision"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     rating_id: Mapped[str] = mapped_column(ForeignKey("ratings.id"), index=True)
     target: Mapped[str] = mapped_column(String(16))  # optimizer | evolution | reward
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -58,21 +58,31 @@ def outbox_messages(
 ) -> list[OutboxMessage]:
     """The three messages a saved rating produces (add them in the rating's transaction).
 
+    Each carries the rating's ``revision``: a receiver that already holds the rating id
+    replaces it when the revision is higher and ignores it otherwise. A rating the
+    trainer could not judge (``rating`` None) produces no message.
+
     Raises:
         pydantic.ValidationError: the rating breaks a limit a receiver enforces.
     """
+    if rating.rating is None:
+        return []
+    revision = rating.revision or 1
     optimizer = RatingForOptimizer(
-        rating_id=rating.id, experiment_id=experiment.id, image_id=experiment.original_image_id,
-        rater=rating.rated_by, parameters=variant.parameters, rating=rating.rating,
-        mode=experiment.mode, prompt_version=variant.prompt_version)  # type: ignore[arg-type]
+        rating_id=rating.id, revision=revision, experiment_id=experiment.id,
+        image_id=experiment.original_image_id, rater=rating.rated_by,
+        parameters=variant.parameters, rating=rating.rating, mode=experiment.mode,  # type: ignore[arg-type]
+        prompt_version=variant.prompt_version)
     evolution = RatingForEvolution(
-        rating_id=rating.id, experiment_id=experiment.id, option=variant.option or "",
-        version=variant.prompt_version, mode=experiment.mode,  # type: ignore[arg-type]
-        rating=rating.rating, comments=rating.comments, rater=rating.rated_by)
+        rating_id=rating.id, revision=revision, experiment_id=experiment.id,
+        option=variant.option or "", version=variant.prompt_version,
+        mode=experiment.mode, rating=rating.rating,  # type: ignore[arg-type]
+        comments=rating.comments, rater=rating.rated_by)
     reward = RatingForReward(
-        rating_id=rating.id, rating=rating.rating, experiment_id=experiment.id,
-        option=variant.option, rater=rating.rated_by, variant_id=variant.id,
-        prompt_version=variant.prompt_version, mode=experiment.mode)  # type: ignore[arg-type]
+        rating_id=rating.id, revision=revision, rating=rating.rating,
+        experiment_id=experiment.id, option=variant.option, rater=rating.rated_by,
+        variant_id=variant.id, prompt_version=variant.prompt_version,
+        mode=experiment.mode)  # type: ignore[arg-type]
     payloads: dict[str, dict[str, Any]] = {
         "optimizer": {"results": [optimizer.model_dump(mode="json")]},
         "evolution": {"results": [evolution.model_dump(mode="json")]},
@@ -80,7 +90,8 @@ def outbox_messages(
                             if v is not None},
                    "blob_key": enhanced_blob_key, "original_blob_key": original_blob_key},
     }
-    return [OutboxMessage(rating_id=rating.id, target=t, payload=payloads[t]) for t in TARGETS]
+    return [OutboxMessage(rating_id=rating.id, target=t, revision=revision, payload=payloads[t])
+            for t in TARGETS]
 
 
 class OutboxDeliverer:

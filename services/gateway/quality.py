@@ -106,7 +106,7 @@ async def load_records(ctx: Context) -> list[RatingRecord]:
             .order_by(Rating.created_at, Rating.id))).all()
     return [RatingRecord(unit=str(image), trainer=who, rating=int(value), at=at,
                          repeat=repeat_of is not None)
-            for image, who, value, at, repeat_of in rows]
+            for image, who, value, at, repeat_of in rows if value is not None]
 
 
 async def quality_report(ctx: Context) -> QualityReport:

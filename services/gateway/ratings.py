@@ -30,8 +30,9 @@ from services.gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 async def rating_totals(session: AsyncSession) -> tuple[int, float | None]:
-    count, best = (await session.execute(select(func.count(Rating.id), func.max(Rating.rating)))
-                   ).one()
+    # Stars only: a "cannot judge" rating has none and is not a sample.
+    count, best = (await session.execute(select(func.count(Rating.rating),
+                                                func.max(Rating.rating)))).one()
     return int(count), (float(best) if best is not None else None)
 
 
@@ -84,7 +85,9 @@ async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
                 assert enhanced is not None
                 rating = Rating(id=new_id("rat"), experiment_id=experiment.id,
                                 variant_id=variant.id, option=item.option, rating=item.rating,
-                                comments=item.comments.strip(), rated_by=rater)
+                                cannot_judge_reason=item.cannot_judge_reason,
+                                comments=item.comments.strip(), rated_by=rater,
+                                seconds_to_rate=body.seconds_to_rate)
                 session.add(rating)
                 await session.flush()
                 session.add_all(outbox_messages(rating, variant, experiment, enhanced.blob_key,

@@ -34,16 +34,17 @@ async def training_status(ctx: Context) -> TrainingStatus:
         pending = await pending_counts(session)
         rejected = await rejected_counts(session)
         by_provider = (await session.execute(
-            select(Variant.provider, func.avg(Rating.rating), func.count(Rating.id))
-            .join(Rating, Rating.variant_id == Variant.id).group_by(Variant.provider)
+            select(Variant.provider, func.avg(Rating.rating), func.count(Rating.rating))
+            .join(Rating, Rating.variant_id == Variant.id).where(Rating.rating.is_not(None))
+            .group_by(Variant.provider)
         )).all()
         live = (await session.execute(
             select(Variant.predicted_rating, Rating.rating)
             .join(Rating, Rating.variant_id == Variant.id)
-            .where(Variant.predicted_rating.is_not(None)))).all()
+            .where(Variant.predicted_rating.is_not(None), Rating.rating.is_not(None)))).all()
         best_row = (await session.execute(
             select(Variant.provider, Variant.parameters, Rating.rating)
-            .join(Rating, Rating.variant_id == Variant.id)
+            .join(Rating, Rating.variant_id == Variant.id).where(Rating.rating.is_not(None))
             .order_by(Rating.rating.desc(), Rating.created_at.desc()).limit(1)
         )).first()
     complete, reason = phase1_status(ctx.settings, samples, best, optimizer)
@@ -129,32 +130,38 @@ async def training_history(ctx: Context, limit: int = 50, min_rating: float | No
             select(Experiment).where(Experiment.rated_at.is_not(None)))).scalars()}
     grouped: dict[str, list[dict[str, Any]]] = {}
     for rating, variant in rows:
-        if min_rating is not None and rating.rating < min_rating:
+        if min_rating is not None and (rating.rating is None or rating.rating < min_rating):
             continue
         if api is not None and variant.provider != api:
             continue
         grouped.setdefault(rating.experiment_id, []).append({
-            "option": rating.option, "rating": float(rating.rating), "api": variant.provider,
+            "option": rating.option,
+            "rating": float(rating.rating) if rating.rating is not None else None,
+            "api": variant.provider,
             "parameters": variant.parameters, "prompt_version": variant.prompt_version,
             "comments": rating.comments, "rated_by": rating.rated_by,
             "image_url": image_url(variant.image_id) if variant.image_id else None,
+            "rating_id": rating.id, "revision": rating.revision,
+            "cannot_judge_reason": rating.cannot_judge_reason,
+            "seconds_to_rate": rating.seconds_to_rate,
         })
     experiments = [
         {"experiment_id": eid, "created_at": experiments_created.get(eid),
          "options": sorted(opts, key=lambda o: o["option"])}
         for eid, opts in list(grouped.items())[:limit]
     ]
-    chronological = [r for r, _ in reversed(rows)]
-    all_ratings = [r.rating for r in chronological]
+    # Analytics count stars only ("cannot judge" ratings have none), oldest first.
+    starred = [(r.rating, v) for r, v in reversed(rows) if r.rating is not None]
+    all_ratings = [stars for stars, _ in starred]
     trend = [round(sum(all_ratings[i:i + 10]) / len(all_ratings[i:i + 10]), 3)
              for i in range(0, len(all_ratings), 10)]
     per_api: dict[str, list[int]] = {}
     best_params = None
     best_value = -1
-    for rating, variant in reversed(rows):
-        per_api.setdefault(variant.provider, []).append(rating.rating)
-        if rating.rating >= best_value:
-            best_value, best_params = rating.rating, variant.parameters
+    for stars, variant in starred:
+        per_api.setdefault(variant.provider, []).append(stars)
+        if stars >= best_value:
+            best_value, best_params = stars, variant.parameters
     return TrainingHistory.model_validate({
         "experiments": experiments,
         "analytics": {

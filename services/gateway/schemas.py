@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from services.common.errors import ValidationFailed
 from services.common.messages import Comments
@@ -55,6 +55,9 @@ class OptionOut(BaseModel):
     estimated_cost_usd: float | None = None
     rating: int | None = None
     comments: str | None = None
+    rating_id: str | None = None
+    cannot_judge_reason: str | None = None
+    revision: int | None = None
     predicted_rating: float | None = None
     predicted_std: float | None = None
     reward_model_version: str | None = None
@@ -74,16 +77,33 @@ class ExperimentOut(BaseModel):
     candidates_finished: int = 0
 
 
+CannotJudgeReason = Literal["broken", "different_scene", "expertise", "other"]
+
+
 class RatingIn(BaseModel):
     option: Option
-    rating: int = Field(..., description="Whole stars, 1 to 5.")
+    rating: int | None = Field(default=None, description="Whole stars, 1 to 5; null with "
+                               "cannot_judge_reason when the trainer could not judge.")
     comments: Comments = ""
+    cannot_judge_reason: CannotJudgeReason | None = Field(
+        default=None, description="Set instead of a rating: why the trainer could not judge this "
+        "variant. Such ratings are stored but never sent to the learning services.")
     image_id: str | None = None  # accepted for compatibility with the seeds; not needed
 
     @field_validator("rating", mode="before")
     @classmethod
-    def _whole_stars(cls, value: Any) -> int:
-        return parse_stars(value)
+    def _whole_stars(cls, value: Any) -> int | None:
+        return None if value is None else parse_stars(value)
+
+    @model_validator(mode="after")
+    def _rating_or_reason(self) -> RatingIn:
+        if (self.rating is None) == (self.cannot_judge_reason is None):
+            raise ValidationFailed(
+                f"Opción {self.option}: da una puntuación de 1 a 5 o un motivo para no "
+                "juzgarla (no ambos).",
+                f"Option {self.option}: give a rating from 1 to 5 or a reason for not "
+                "judging it (not both).")
+        return self
 
 
 class RateIn(BaseModel):
@@ -92,6 +112,16 @@ class RateIn(BaseModel):
     rated_by: str | None = Field(
         None, description="Accepted for the seeds' shape and ignored: the rater is the "
                           "signed-in user or the API token's owner.")
+    seconds_to_rate: float | None = Field(
+        default=None, ge=0, le=86400, description="Seconds from both variants shown to submit, "
+        "minus time the page was hidden (measured by the page).")
+
+
+class RatingEditIn(BaseModel):
+    """A trainer's correction of one saved rating (undo or history): a new revision."""
+
+    rating: int = Field(..., ge=1, le=5)
+    comments: str = Field("", max_length=4000)
 
 
 class RateOut(BaseModel):
@@ -185,13 +215,19 @@ class TrainingStatus(BaseModel):
 # history (seeds' /api/train/history) -----------------------------------------------------
 class HistoryOption(BaseModel):
     option: str
-    rating: float
+    rating: float | None = Field(description="Stars; null when the trainer could not judge.")
     api: str
     parameters: dict[str, Any]
     prompt_version: str
     comments: str
     rated_by: str
     image_url: str | None
+    rating_id: str | None = None
+    revision: int = Field(1, description="1, or the number of the trainer's latest correction.")
+    cannot_judge_reason: str | None = Field(
+        None, description="Why the trainer could not judge this variant (rating null).")
+    seconds_to_rate: float | None = Field(
+        None, description="Seconds from both variants shown to saving, minus hidden-tab time.")
 
 
 class HistoryExperiment(BaseModel):

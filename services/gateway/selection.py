@@ -5,8 +5,8 @@ candidates (``best_of_n``; N from settings, bounded by the cost of paid provider
 instead of two. Once every candidate has finished, the reward model scores them
 and the trainer is shown
 
-- option A: the candidate with the highest predicted rating (exploitation), and
-- option B: among the rest, the one the model is least sure about (highest
+- the candidate with the highest predicted rating (exploitation), and
+- among the rest, the one the model is least sure about (highest
   predicted std: active learning — its rating teaches the model the most).
 
 Each shown variant keeps its prediction and the reason it was chosen, so live
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
 from typing import Any, cast
 
@@ -166,7 +167,14 @@ async def select_candidates(ctx: Context, experiment_id: str) -> None:
         # so the trainer sees the error and can retry.
         ordered = succeeded + [v.id for v in everyone if v.id not in succeeded]
         chosen = [(vid, "fallback", None) for vid in ordered[:2]]
+    # Blind rating: which of the two is shown as A is drawn at random and recorded.
+    swapped = (ctx.settings.shuffle_options and len(chosen) == 2
+               and secrets.randbelow(2) == 1)
+    if swapped:
+        chosen.reverse()
     async with ctx.sessions() as session, session.begin():
+        await session.execute(update(Experiment).where(Experiment.id == experiment_id)
+                              .values(options_swapped=swapped))
         for option, (variant_id, reason, prediction) in zip("AB", chosen, strict=False):
             values: dict[str, Any] = {"option": option, "selection_reason": reason}
             if prediction is not None:

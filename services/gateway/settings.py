@@ -183,6 +183,9 @@ class GatewaySettings(ServiceSettings):
     outbox_batch_size: int = Field(default=100, ge=1, le=1000)
     """Messages sent to the optimizer or evolution in one request."""
 
+    shuffle_options: bool = True
+    """Blind rating: show the two variants as A/B in random order (recorded per experiment)."""
+
     # phase 2 --------------------------------------------------------------------------
     best_of_n_enabled: bool = True
     """With a validated reward model, generate N candidates and show the best + most uncertain."""

@@ -41,6 +41,9 @@ class ObservationRow(Base):
     mode: Mapped[str | None] = mapped_column(String(32), nullable=True)
     prompt_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A trainer's correction arrives as a higher revision of the same rating id and
+    # replaces the stored rating (still one observation).
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Phase1ControlRow(Base):

@@ -1,10 +1,12 @@
 """Reading and writing observations, the phase-1 control and the recommendation
 history (async SQLAlchemy; SQLite and PostgreSQL).
 
-Ingestion is idempotent by ``rating_id``: rows go in with ``INSERT … ON CONFLICT
-DO NOTHING``, so a redelivered rating, a duplicate inside one batch, or two
-replicas ingesting the same rating at the same moment store it exactly once. The
-recommendation history is idempotent by the model's key in the same way.
+Ingestion is idempotent by ``rating_id``: rows go in with ``INSERT … ON CONFLICT``,
+so a redelivered rating, a duplicate inside one batch, or two replicas ingesting
+the same rating at the same moment store it exactly once. A trainer's correction
+arrives as a higher ``revision`` of the same rating id and replaces the stored
+rating in place (a lower or equal revision changes nothing). The recommendation
+history is idempotent by the model's key in the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ObservationRecord:
     rating: int
     mode: str | None = None
     prompt_version: str | None = None
+    revision: int = 1
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,22 @@ def _insert(session: AsyncSession) -> Any:
 
 
 async def insert_observations(session: AsyncSession, records: Sequence[ObservationRecord]) -> int:
-    """Store ``records``, skipping rating ids already stored; returns how many were new."""
+    """Store ``records``, skipping rating ids already stored (unless a record is a higher
+    revision, which replaces the stored rating); returns how many were new."""
     unique: dict[str, ObservationRecord] = {}
     for record in records:
-        unique.setdefault(record.rating_id, record)
+        kept = unique.get(record.rating_id)
+        if kept is None or record.revision > kept.revision:
+            unique[record.rating_id] = record
     if not unique:
         return 0
+    known = set(
+        (
+            await session.execute(
+                select(ObservationRow.rating_id).where(ObservationRow.rating_id.in_(list(unique)))
+            )
+        ).scalars()
+    )
     rows = [
         {
             "rating_id": r.rating_id,
@@ -79,17 +92,19 @@ async def insert_observations(session: AsyncSession, records: Sequence[Observati
             "rating": r.rating,
             "mode": r.mode,
             "prompt_version": r.prompt_version,
+            "revision": r.revision,
         }
-        for r in unique.values()
+        # Rating-id order: concurrent batches lock conflicting rows in the same order.
+        for r in sorted(unique.values(), key=lambda r: r.rating_id)
     ]
-    stmt = (
-        _insert(session)(ObservationRow)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["rating_id"])
-        .returning(ObservationRow.rating_id)
-    )
+    values = _insert(session)(ObservationRow).values(rows)
+    stmt = values.on_conflict_do_update(
+        index_elements=["rating_id"],
+        set_={"rating": values.excluded.rating, "revision": values.excluded.revision},
+        where=ObservationRow.revision < values.excluded.revision,
+    ).returning(ObservationRow.rating_id)
     result = await session.execute(stmt)
-    return len(result.all())
+    return sum(rating_id not in known for rating_id in result.scalars())
 
 
 def _observation_query() -> Any:
@@ -135,14 +150,14 @@ async def load_observations(
 
 class ObservationLog:
     """Every stored observation, oldest first, kept in memory and brought up to date
-    on each read with the rows added since (observations are never changed or
-    deleted).
+    on each read with the rows added since (observations are never deleted; a
+    trainer's correction rewrites a row in place with a higher ``revision``).
 
-    Each read counts the rows; if the count is not what the memory plus the new rows
-    make (a row with a smaller id committed after a larger one was read, or another
-    process wrote meanwhile), everything is reloaded. So a read costs a count and the
-    new rows, not the whole table, and returns exactly what
-    :func:`load_observations` would.
+    Each read counts the rows and sums their revisions; if either is not what the
+    memory plus the new rows make (a row with a smaller id committed after a larger
+    one was read, another process wrote meanwhile, or a rating was corrected),
+    everything is reloaded. So a read usually costs a count and the new rows, not
+    the whole table, and returns exactly what :func:`load_observations` would.
 
     For one event loop (an ``asyncio.Lock`` orders concurrent reads).
     """
@@ -150,19 +165,26 @@ class ObservationLog:
     def __init__(self) -> None:
         self._observations: list[Observation] = []
         self._last_id = 0
+        self._revisions = 0
         self._lock = asyncio.Lock()
         self.full_loads = 0
 
     async def read(self, session: AsyncSession) -> list[Observation]:
         async with self._lock:
-            total = await count_observations(session)
+            revisions = func.coalesce(func.sum(ObservationRow.revision), 0)
+            total, revised = (await session.execute(
+                select(func.count(ObservationRow.id), revisions))).one()
             new = (await session.execute(
                 _observation_query().where(ObservationRow.id > self._last_id)
             )).all()
-            if len(self._observations) + len(new) != total:
+            new_revisions = (await session.execute(
+                select(revisions).where(ObservationRow.id > self._last_id))).scalar_one()
+            if (len(self._observations) + len(new) != total
+                    or self._revisions + int(new_revisions) != int(revised)):
                 new = (await session.execute(_observation_query())).all()
                 self._observations, self._last_id = [], 0
                 self.full_loads += 1
+            self._revisions = int(revised)
             for row in new:
                 row_id, observation = _observation(row)
                 self._observations.append(observation)

@@ -51,6 +51,8 @@ class Observation(Base):
     # Added in 0002: the render the image was made from, and the structure block.
     original_sha256: Mapped[str | None] = mapped_column(String(64))
     structure: Mapped[list[float] | None] = mapped_column(JSON)
+    # Added in 0003: a trainer's correction is a higher revision that replaces ``rating``.
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class CachedFeatures(Base):

@@ -3,8 +3,9 @@
 The gateway's outbox may deliver a rating more than once (retries, restarts), and
 two deliveries may race. The first delivery of a ``rating_id`` stores the rating with
 the image's features; every later one stores nothing and reports ``stored=False``,
-so nothing is counted twice. A redelivery is recognised before the image is
-decoded, so replays are cheap.
+so nothing is counted twice. A higher ``revision`` of a stored rating id (a trainer's
+correction) replaces its rating in place, still as one observation. A redelivery is
+recognised before the image is decoded, so replays are cheap.
 
 A new observation also keeps the image bytes (and the original render's, when the
 gateway sends one) in the image blob store, keyed by content hash, so later feature
@@ -53,6 +54,7 @@ class Label:
     variant_id: str | None = None
     prompt_version: str | None = None
     mode: str | None = None
+    revision: int = 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,12 @@ async def record_observation(
             label.option,
             label.rating,
         )
+    elif existing is not None and label.revision > existing.revision:
+        # A trainer's correction: the same observation, its rating replaced (not counted again).
+        existing.rating, existing.revision = label.rating, label.revision
+        await session.flush()
+        log.info("rating %s revised to %d (revision %d)", label.rating_id, label.rating,
+                 label.revision)
     elif existing is not None and existing.rating != label.rating:
         log.warning(
             "rating %s redelivered with rating=%d but %d is stored; keeping the first",

@@ -65,6 +65,9 @@ class ObservationForm(BaseModel):
     variant_id: str | None = Field(default=None, max_length=64)
     prompt_version: str | None = Field(default=None, max_length=64)
     mode: str | None = Field(default=None, max_length=32, description="structure | surfaces")
+    revision: int = Field(
+        default=1, ge=1, description="A higher revision of a stored rating id replaces its rating."
+    )
 
     @field_validator("variant_id", "prompt_version", "mode", mode="before")
     @classmethod

@@ -26,7 +26,8 @@ def gateway_settings(database_url: str, tmp_path: Path) -> GatewaySettings:
     return GatewaySettings(
         database_url=database_url, data_dir=tmp_path, optimizer_url=closed_port_url(),
         evolution_url=closed_port_url(), reward_url=closed_port_url(),
-        worker_poll_seconds=0.05, outbox_poll_seconds=0.2, internal_timeout_seconds=2)
+        worker_poll_seconds=0.05, outbox_poll_seconds=0.2, internal_timeout_seconds=2,
+        shuffle_options=False)  # tests that check the order of A/B; shuffling has its own
 
 
 @pytest.fixture

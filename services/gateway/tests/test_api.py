@@ -123,6 +123,7 @@ def test_pages_render_in_both_languages(gateway: TestClient) -> None:
 
 
 def test_page_upload_errors_are_shown_in_the_alert_area(gateway: TestClient) -> None:
+    # (the rating page's script moves it next to the file field: data-error-target)
     answer = gateway.post("/train/upload", data={"mode": "structure"},
                           files={"image": ("x.jpg", b"not an image", "image/jpeg")})
     assert answer.status_code == 415

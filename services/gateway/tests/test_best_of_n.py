@@ -59,7 +59,8 @@ def start(settings: GatewaySettings, ready: bool) -> tuple[TestClient, list[int]
 
 def test_best_of_n_shows_the_best_and_the_most_uncertain(gateway_settings: GatewaySettings
                                                          ) -> None:
-    gateway, batches = start(gateway_settings.model_copy(update={"best_of_n_candidates": 5}),
+    gateway, batches = start(gateway_settings.model_copy(update={"best_of_n_candidates": 5,
+                                                                 "shuffle_options": True}),
                              ready=True)
     try:
         created = gateway.post("/api/enhance/train", data={"mode": "surfaces"},
@@ -72,17 +73,19 @@ def test_best_of_n_shows_the_best_and_the_most_uncertain(gateway_settings: Gatew
             return body if body["status"] == "ready" else None
 
         body = wait_for(chosen, 60, "the reward model to choose two candidates")
-        a, b = body["options"]
-        assert (a["option"], a["selection_reason"]) == ("A", "best_predicted")
-        assert (b["option"], b["selection_reason"]) == ("B", "most_uncertain")
+        # Blind rating: which of the two is shown as A is random; the reasons are not.
+        a, b = sorted(body["options"], key=lambda o: o["selection_reason"] != "best_predicted")
+        assert (a["selection_reason"], b["selection_reason"]) == ("best_predicted",
+                                                                  "most_uncertain")
+        assert {a["option"], b["option"]} == {"A", "B"}
         assert batches == [5]  # all candidates scored in one batched call
         assert a["predicted_rating"] >= b["predicted_rating"]
         assert a["reward_model_version"] == "m7"
 
         rated = gateway.post("/api/train/rate", json={
             "experiment_id": created["experiment_id"],
-            "ratings": [{"option": "A", "rating": round(a["predicted_rating"])},
-                        {"option": "B", "rating": 1}]})
+            "ratings": [{"option": a["option"], "rating": round(a["predicted_rating"])},
+                        {"option": b["option"], "rating": 1}]})
         assert rated.status_code == 200
         live = gateway.get("/api/train/status").json()["phase_2"]
         assert live["live_accuracy"]["n"] == 2

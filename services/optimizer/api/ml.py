@@ -139,6 +139,7 @@ async def update_model(
                 rating=result.rating,
                 mode=result.mode,
                 prompt_version=result.prompt_version,
+                revision=result.revision,
             )
         )
     async with transaction(sessions) as session:
