@@ -71,9 +71,11 @@ def renders(subsets: np.ndarray, seed: int, within_subset: bool = True) -> np.nd
     """Random groups of ``GROUP`` photos (within a sub-collection by default)."""
     rng = np.random.default_rng(seed)
     out = np.empty(len(subsets), dtype=object)
-    pools = [np.flatnonzero(subsets == s) for s in np.unique(subsets)] if within_subset else [
-        np.arange(len(subsets))
-    ]
+    pools = (
+        [np.flatnonzero(subsets == s) for s in np.unique(subsets)]
+        if within_subset
+        else [np.arange(len(subsets))]
+    )
     for pool in pools:
         order = rng.permutation(pool)
         for k, i in enumerate(order):
@@ -87,8 +89,13 @@ def folds_of(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.array([fold_of[g] for g in groups])
 
 
-def table_for(ds: Any, groups: np.ndarray, y: np.ndarray, raters: list[str] | None = None,
-              rows: np.ndarray | None = None) -> TrainingTable:
+def table_for(
+    ds: Any,
+    groups: np.ndarray,
+    y: np.ndarray,
+    raters: list[str] | None = None,
+    rows: np.ndarray | None = None,
+) -> TrainingTable:
     rows = np.arange(len(y)) if rows is None else rows
     return TrainingTable(
         images=[ds.images[i] for i in rows],
@@ -99,10 +106,17 @@ def table_for(ds: Any, groups: np.ndarray, y: np.ndarray, raters: list[str] | No
     )
 
 
-def summarise(pred: np.ndarray, stars: np.ndarray, mos: np.ndarray, groups: np.ndarray) -> dict[str, Any]:
+def summarise(
+    pred: np.ndarray, stars: np.ndarray, mos: np.ndarray, groups: np.ndarray
+) -> dict[str, Any]:
     table_rows = np.arange(len(stars))
-    fake = TrainingTable([str(i) for i in table_rows], [str(g) for g in groups], ["biq"] * len(stars),
-                         stars, np.zeros((len(stars), 1)))
+    fake = TrainingTable(
+        [str(i) for i in table_rows],
+        [str(g) for g in groups],
+        ["biq"] * len(stars),
+        stars,
+        np.zeros((len(stars), 1)),
+    )
     m = score(fake, np.ones(len(stars), bool), pred).as_dict()
     return {
         "srcc": m["srcc"],
@@ -120,10 +134,17 @@ def summarise(pred: np.ndarray, stars: np.ndarray, mos: np.ndarray, groups: np.n
     }
 
 
-def cross_validate(ds: Any, stars: np.ndarray, groups: np.ndarray, folds: np.ndarray,
-                   n_folds: int, options: FitOptions, size: int = 0,
-                   raters: list[str] | None = None, y_rows: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, dict[str, np.ndarray], list[float]]:
+def cross_validate(
+    ds: Any,
+    stars: np.ndarray,
+    groups: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    options: FitOptions,
+    size: int = 0,
+    raters: list[str] | None = None,
+    y_rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], list[float]]:
     """Out-of-fold predictions (isotonic, linear, none calibrations) and fit times."""
     n = len(stars)
     preds = {kind: np.full(n, np.nan) for kind in ("isotonic", "linear", "none")}
@@ -147,50 +168,91 @@ def cross_validate(ds: Any, stars: np.ndarray, groups: np.ndarray, folds: np.nda
     return preds["isotonic"], preds, fit_s
 
 
-def section_cv(ds: Any, stars: np.ndarray, mos: np.ndarray, groups: np.ndarray, folds: np.ndarray,
-               n_folds: int, resamples: int) -> dict[str, Any]:
-    _, preds, fit_s = cross_validate(ds, stars, groups, folds, n_folds, FitOptions(resamples=resamples))
+def section_cv(
+    ds: Any,
+    stars: np.ndarray,
+    mos: np.ndarray,
+    groups: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    resamples: int,
+) -> dict[str, Any]:
+    _, preds, fit_s = cross_validate(
+        ds, stars, groups, folds, n_folds, FitOptions(resamples=resamples)
+    )
     out = {kind: summarise(p, stars, mos, groups) for kind, p in preds.items()}
     for kind, row in out.items():
         _print_row(f"calibration {kind}", row)
     return {"by_calibration": out, "fit_s": fit_s, "oof_isotonic": preds["isotonic"].tolist()}
 
 
-def section_curve(ds: Any, stars: np.ndarray, mos: np.ndarray, groups: np.ndarray, folds: np.ndarray,
-                  n_folds: int, resamples: int, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+def section_curve(
+    ds: Any,
+    stars: np.ndarray,
+    mos: np.ndarray,
+    groups: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    resamples: int,
+    sizes: tuple[int, ...],
+) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
-        pred, _, fit_s = cross_validate(ds, stars, groups, folds, n_folds,
-                                        FitOptions(resamples=resamples), size=size)
+        pred, _, fit_s = cross_validate(
+            ds, stars, groups, folds, n_folds, FitOptions(resamples=resamples), size=size
+        )
         labels = size or int(np.mean([np.sum(folds != k) for k in range(n_folds)]))
-        row = {"labels": labels, "fit_s": float(np.mean(fit_s)),
-               **summarise(pred, stars, mos, groups)}
+        row = {
+            "labels": labels,
+            "fit_s": float(np.mean(fit_s)),
+            **summarise(pred, stars, mos, groups),
+        }
         _print_row(f"{labels} labels", row)
         rows.append(row)
     return rows
 
 
-def section_ranking(ds: Any, stars: np.ndarray, mos: np.ndarray, groups: np.ndarray,
-                    folds: np.ndarray, n_folds: int, resamples: int) -> dict[str, Any]:
+def section_ranking(
+    ds: Any,
+    stars: np.ndarray,
+    mos: np.ndarray,
+    groups: np.ndarray,
+    folds: np.ndarray,
+    n_folds: int,
+    resamples: int,
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     n = len(stars)
     for name, pairwise in (("MLP, squared error", 0.0), ("MLP, squared error + pairwise", 1.0)):
         pred = np.full(n, np.nan)
         for k in range(n_folds):
             train = folds != k
-            t = image_targets([ds.images[i] for i in np.flatnonzero(train)], ["biq"] * int(train.sum()),
-                              stars[train], list(groups[train]))
-            model = fit_mlp(ds.X[train], t.target, weights=t.weight, groups=groups[train],
-                            resamples=resamples, epochs=200, pairwise=pairwise,
-                            feature_set="classical", seed=k)
+            t = image_targets(
+                [ds.images[i] for i in np.flatnonzero(train)],
+                ["biq"] * int(train.sum()),
+                stars[train],
+                list(groups[train]),
+            )
+            model = fit_mlp(
+                ds.X[train],
+                t.target,
+                weights=t.weight,
+                groups=groups[train],
+                resamples=resamples,
+                epochs=200,
+                pairwise=pairwise,
+                feature_set="classical",
+                seed=k,
+            )
             pred[folds == k] = model.predict(ds.X[folds == k])[0]
         out[name] = summarise(pred, stars, mos, groups)
         _print_row(name, out[name])
     return out
 
 
-def section_bias(ds: Any, mos: np.ndarray, groups: np.ndarray, folds: np.ndarray, n_folds: int,
-                 resamples: int) -> dict[str, Any]:
+def section_bias(
+    ds: Any, mos: np.ndarray, groups: np.ndarray, folds: np.ndarray, n_folds: int, resamples: int
+) -> dict[str, Any]:
     """Each photo rated by 2 of 5 simulated trainers of different strictness."""
     rng = np.random.default_rng(7)
     strictness = np.array([-0.6, -0.3, 0.0, 0.3, 0.6])
@@ -201,16 +263,27 @@ def section_bias(ds: Any, mos: np.ndarray, groups: np.ndarray, folds: np.ndarray
     # so an image's average rating confounds quality and strictness unless modelled.
     stars = whole_stars(mos[img_rows] + strictness[who] + rng.normal(0, 0.4, len(who)))
     raters = [f"t{w}" for w in who]
-    out: dict[str, Any] = {"strictness": strictness.tolist(), "noise_sd": 0.4, "ratings_per_photo": 2}
+    out: dict[str, Any] = {
+        "strictness": strictness.tolist(),
+        "noise_sd": 0.4,
+        "ratings_per_photo": 2,
+    }
     for name, rater_sd in (("trainer bias modelled", 0.4), ("plain average of ratings", 1e-6)):
         pred = np.full(n, np.nan)
         biases: dict[str, float] = {}
         for k in range(n_folds):
             test_img = folds == k
             train_rows = ~test_img[img_rows]
-            table = TrainingTable([ds.images[i] for i in img_rows], [str(groups[i]) for i in img_rows],
-                                  raters, stars, ds.X[img_rows])
-            model = fit_candidates(table, train_rows, FitOptions(resamples=resamples, rater_sd=rater_sd))["classical"]
+            table = TrainingTable(
+                [ds.images[i] for i in img_rows],
+                [str(groups[i]) for i in img_rows],
+                raters,
+                stars,
+                ds.X[img_rows],
+            )
+            model = fit_candidates(
+                table, train_rows, FitOptions(resamples=resamples, rater_sd=rater_sd)
+            )["classical"]
             pred[test_img] = model.predict(ds.X[test_img])[0]
             biases = model.info["trainer_biases"]
         truth = np.clip(mos, 1, 5)
@@ -221,15 +294,22 @@ def section_bias(ds: Any, mos: np.ndarray, groups: np.ndarray, folds: np.ndarray
             "estimated_biases_last_fold": biases,
         }
         out[name] = row
-        print(f"  {name:32s} SRCC(MOS) {row['srcc_mos']:.3f}  MAE(MOS) {row['mae_mos']:.3f}  "
-              f"±0.5(MOS) {row['within_05_mos']:.3f}  biases {biases}", flush=True)
+        print(
+            f"  {name:32s} SRCC(MOS) {row['srcc_mos']:.3f}  MAE(MOS) {row['mae_mos']:.3f}  "
+            f"±0.5(MOS) {row['within_05_mos']:.3f}  biases {biases}",
+            flush=True,
+        )
     return out
 
 
-def section_bestofn(pred: np.ndarray, stars: np.ndarray, mos: np.ndarray, subsets: np.ndarray
-                    ) -> dict[str, Any]:
+def section_bestofn(
+    pred: np.ndarray, stars: np.ndarray, mos: np.ndarray, subsets: np.ndarray
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, within in (("renders within a sub-collection", True), ("renders across the set", False)):
+    for name, within in (
+        ("renders within a sub-collection", True),
+        ("renders across the set", False),
+    ):
         gains_s, gains_m = [], []
         for seed in range(20):  # average over 20 random groupings
             g = renders(subsets, seed=500 + seed, within_subset=within)
@@ -249,11 +329,13 @@ def section_bestofn(pred: np.ndarray, stars: np.ndarray, mos: np.ndarray, subset
             "oracle_mos": float(np.mean([b.oracle for b in gains_m])),
         }
         out[name] = row
-        print(f"  {name:34s} gain {row['gain_stars']:+.3f} stars "
-              f"[{row['gain_stars_low']:+.3f}, {row['gain_stars_high']:+.3f}] (oracle "
-              f"{row['oracle_stars']:+.3f}); on MOS {row['gain_mos']:+.3f} "
-              f"[{row['gain_mos_low']:+.3f}, {row['gain_mos_high']:+.3f}] (oracle {row['oracle_mos']:+.3f})",
-              flush=True)
+        print(
+            f"  {name:34s} gain {row['gain_stars']:+.3f} stars "
+            f"[{row['gain_stars_low']:+.3f}, {row['gain_stars_high']:+.3f}] (oracle "
+            f"{row['oracle_stars']:+.3f}); on MOS {row['gain_mos']:+.3f} "
+            f"[{row['gain_mos_low']:+.3f}, {row['gain_mos_high']:+.3f}] (oracle {row['oracle_mos']:+.3f})",
+            flush=True,
+        )
     return out
 
 
@@ -315,18 +397,27 @@ def main() -> None:
         "decode_ms_median": float(np.median(ds.decode_s) * 1e3),
     }
     counts = {int(s): int(np.sum(stars == s)) for s in range(1, 6)}
-    print(f"BIQ2021 dev: {len(stars)} photos, {ds.X.shape[1]} features ({ds.version}); "
-          f"whole stars {counts}; {len(np.unique(groups))} renders of {GROUP}")
+    print(
+        f"BIQ2021 dev: {len(stars)} photos, {ds.X.shape[1]} features ({ds.version}); "
+        f"whole stars {counts}; {len(np.unique(groups))} renders of {GROUP}"
+    )
     result: dict[str, Any] = {
         "command": ".venv/bin/python -m bench.reward" + (" --quick" if args.quick else ""),
         "dataset": str(_reward_data.DATASET),
         "feature_version": ds.version,
         "labels": "whole stars = clip(round(1 + 4·MOS), 1, 5)",
         "star_counts": counts,
-        "protocol": {"folds": n_folds, "render_size": GROUP, "resamples": args.resamples,
-                     "grouping": "random renders of 4 within sub-collection; folds keep renders whole"},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_start": os.getloadavg()},
+        "protocol": {
+            "folds": n_folds,
+            "render_size": GROUP,
+            "resamples": args.resamples,
+            "grouping": "random renders of 4 within sub-collection; folds keep renders whole",
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_at_start": os.getloadavg(),
+        },
         "timing_features": timing,
     }
     # The ceiling: the MOS itself, rounded, against the whole stars.
@@ -338,8 +429,9 @@ def main() -> None:
         oof = np.array(result["cv"].pop("oof_isotonic"))
     if "curve" in args.only:
         print("Learning curve (isotonic calibration):")
-        result["learning_curve"] = section_curve(ds, stars, mos, groups, folds, n_folds,
-                                                 args.resamples, sizes)
+        result["learning_curve"] = section_curve(
+            ds, stars, mos, groups, folds, n_folds, args.resamples, sizes
+        )
     if "ranking" in args.only:
         print("Ranking-aware training:")
         result["ranking"] = section_ranking(ds, stars, mos, groups, folds, n_folds, args.resamples)
@@ -351,8 +443,11 @@ def main() -> None:
         result["best_of_n"] = section_bestofn(oof, stars, mos, ds.subsets)
     result["elapsed_s"] = time.perf_counter() - started
     if not args.quick:
-        out = RESULTS if set(args.only) == set(SECTIONS) else RESULTS.with_name(
-            "reward." + "-".join(args.only) + ".json")
+        out = (
+            RESULTS
+            if set(args.only) == set(SECTIONS)
+            else RESULTS.with_name("reward." + "-".join(args.only) + ".json")
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         if "learning_curve" in result:
