@@ -18,13 +18,12 @@ surface: here the image's quality plays the role of ``q``)::
     ε_k  ~ N(0, σ²)     a trainer's inconsistency plus rounding to whole stars
 
 Everything is Gaussian, so the posterior mean of ``(μ, a, b)`` is a ridge solution
-with penalties ``σ²/τ_a²`` and ``σ²/τ_r²``. It is found by backfitting (alternating
-exact updates of ``μ``, ``a`` and ``b``: block Gauss–Seidel on the normal equations,
-which converges to the joint solution, so the biases are modelled jointly with the
-image effects and a strict trainer who happens to rate good images is not
-mistaken for a lenient one). ``τ_r = 0.4`` and ``σ = 0.5`` stars are the centres of
-the optimizer's priors; ``τ_a²`` is estimated by moments (variance of the image
-means minus the noise share, floored at 0.05).
+with penalties ``σ²/τ_a²`` and ``σ²/τ_r²`` (flat prior on ``μ``). The image effects
+are profiled out exactly, leaving a linear system of one row per trainer plus one,
+so the biases are estimated jointly with the image effects: a strict trainer who
+happens to rate good images is not mistaken for a lenient one. ``τ_r = 0.4`` and
+``σ = 0.5`` stars are the centres of the optimizer's priors; ``τ_a²`` is estimated
+by moments (variance of the image means minus the noise share, floored at 0.05).
 
 Targets. The target of image ``i`` is the plain average of its *debiased* ratings,
 ``t_i = mean_k (y_k − b[r(k)])``, not the shrunk ``μ + a[i]``: shrinking every
@@ -48,7 +47,6 @@ RATER_SD = 0.4
 NOISE_SD = 0.5
 MODEL_VAR = 0.25
 MIN_IMAGE_VAR = 0.05
-_SWEEPS = 50
 
 
 @dataclass(frozen=True)
@@ -94,23 +92,33 @@ def trainer_biases(
         return {}
     img, _ = _codes(images)
     rat, names = _codes(raters)
-    n_img = np.bincount(img)
-    n_rat = np.bincount(rat)
+    n_img = np.bincount(img).astype(np.float64)
     means = np.bincount(img, y) / n_img
     image_var = max(float(np.var(means)) - noise_sd**2 * float(np.mean(1.0 / n_img)), 0.0)
     lam_a = noise_sd**2 / max(image_var, MIN_IMAGE_VAR)
     lam_r = noise_sd**2 / rater_sd**2
-    mu = float(y.mean())
-    a = np.zeros(len(n_img))
-    b = np.zeros(len(n_rat))
-    for _ in range(_SWEEPS):
-        mu = float(np.mean(y - a[img] - b[rat]))
-        a = np.bincount(img, y - mu - b[rat], minlength=len(n_img)) / (n_img + lam_a)
-        b_new = np.bincount(rat, y - mu - a[img], minlength=len(n_rat)) / (n_rat + lam_r)
-        if np.max(np.abs(b_new - b)) < 1e-9:
-            b = b_new
-            break
-        b = b_new
+    # Z = [1, one-hot(trainer)]; the image effects are profiled out exactly:
+    # (ZᵀZ − Cᵀ D C + Λ) θ = Zᵀy − Cᵀ D s, with C the per-image counts of each
+    # column of Z, s the per-image sums of y and D = diag(1 / (n_i + λ_a)).
+    n_cols = 1 + len(names)
+    cols = np.column_stack([np.zeros(len(y), dtype=np.intp), 1 + rat])
+    C = np.zeros((len(n_img), n_cols))
+    np.add.at(C, (img, 0), 1.0)
+    np.add.at(C, (img, 1 + rat), 1.0)
+    ZtZ = np.zeros((n_cols, n_cols))
+    np.add.at(ZtZ, (cols[:, 0], cols[:, 0]), 1.0)
+    np.add.at(ZtZ, (cols[:, 0], cols[:, 1]), 1.0)
+    np.add.at(ZtZ, (cols[:, 1], cols[:, 0]), 1.0)
+    np.add.at(ZtZ, (cols[:, 1], cols[:, 1]), 1.0)
+    Zty = np.zeros(n_cols)
+    np.add.at(Zty, cols[:, 0], y)
+    np.add.at(Zty, cols[:, 1], y)
+    d = 1.0 / (n_img + lam_a)
+    sums = np.bincount(img, y)
+    A = ZtZ - C.T @ (C * d[:, None]) + np.diag([0.0] + [lam_r] * len(names))
+    rhs = Zty - C.T @ (d * sums)
+    theta = np.linalg.lstsq(A, rhs, rcond=None)[0]
+    b = theta[1:]
     return {name: float(b[c]) for c, name in enumerate(names)}
 
 
