@@ -333,7 +333,8 @@ def section_bestofn(
             f"  {name:34s} gain {row['gain_stars']:+.3f} stars "
             f"[{row['gain_stars_low']:+.3f}, {row['gain_stars_high']:+.3f}] (oracle "
             f"{row['oracle_stars']:+.3f}); on MOS {row['gain_mos']:+.3f} "
-            f"[{row['gain_mos_low']:+.3f}, {row['gain_mos_high']:+.3f}] (oracle {row['oracle_mos']:+.3f})",
+            f"[{row['gain_mos_low']:+.3f}, {row['gain_mos_high']:+.3f}] "
+            f"(oracle {row['oracle_mos']:+.3f})",
             flush=True,
         )
     return out
@@ -343,7 +344,8 @@ def _print_row(label: str, r: dict[str, Any]) -> None:
     pair = r["pair_accuracy"]
     print(
         f"  {label:34s} SRCC {r['srcc']:.3f} (MOS {r['srcc_mos']:.3f})  PLCC {r['plcc']:.3f}  "
-        f"MAE {r['mae']:.3f}  ±0.5 {r['within_05']:.3f}  pairs {pair if pair is None else round(pair, 3)}  "
+        f"MAE {r['mae']:.3f}  ±0.5 {r['within_05']:.3f}  "
+        f"pairs {pair if pair is None else round(pair, 3)}  "
         f"span {r['pred_min']:.2f}–{r['pred_max']:.2f}",
         flush=True,
     )

@@ -103,7 +103,7 @@ def trainer_biases(
     n_cols = 1 + len(names)
     cols = np.column_stack([np.zeros(len(y), dtype=np.intp), 1 + rat])
     C = np.zeros((len(n_img), n_cols))
-    np.add.at(C, (img, 0), 1.0)
+    C[:, 0] = n_img
     np.add.at(C, (img, 1 + rat), 1.0)
     ZtZ = np.zeros((n_cols, n_cols))
     np.add.at(ZtZ, (cols[:, 0], cols[:, 0]), 1.0)
