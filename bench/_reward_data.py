@@ -9,6 +9,7 @@ reported from the same run that produced the features.
 from __future__ import annotations
 
 import csv
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,21 @@ from services.reward.features import FEATURE_NAMES, ClassicalExtractor
 from services.reward.imaging import decode_image
 
 REPO = Path(__file__).resolve().parents[1]
-DATASET = REPO.parent / "shared" / "data" / "biq2021-dev"
+
+
+def _dataset_root() -> Path:
+    """``../shared/data/biq2021-dev`` from the checkout (a worktree sits one level deeper)."""
+    override = os.environ.get("REWARD_BENCH_DATASET")
+    if override:
+        return Path(override)
+    for base in (REPO.parent, REPO.parent.parent):
+        root = base / "shared" / "data" / "biq2021-dev"
+        if root.exists():
+            return root
+    return REPO.parent / "shared" / "data" / "biq2021-dev"
+
+
+DATASET = _dataset_root()
 CACHE_DIR = REPO / "data" / "bench"
 
 

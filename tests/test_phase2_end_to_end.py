@@ -77,8 +77,12 @@ def test_ratings_train_a_validated_model_and_enable_best_of_n(small_data_cluster
                  .json()["observations"] == 28, 60, "all ratings to reach the reward service")
 
         answer = client.post(reward + "/ml/train", headers=internal_headers())
-        assert answer.status_code == 200, answer.text
-        trained = answer.json()
+        assert answer.status_code == 202, answer.text  # trains in the background
+        run_url = reward + answer.json()["status_url"]
+        run = wait_for(lambda: (r := client.get(run_url, headers=internal_headers()).json())
+                       ["status"] not in ("queued", "running") and r, 120, "the training run")
+        assert run["status"] == "succeeded", run
+        trained = run["result"]
         assert trained["activated"], trained  # beat the constant predictor on held-out data
         status = client.get(gateway + "/api/train/status").json()["phase_2"]
         assert status["ready_for_inference"] and status["model_version"] == trained["version"]

@@ -9,7 +9,10 @@
         ├── NoValidatedModel (409)  no validated model is active (stay in phase 1)
         ├── NotEnoughData (409)     too few observations to train or validate
         ├── ModelNotFound (404)     no model version by that name
-        └── RollbackRefused (409)   that version can't be activated
+        ├── RunNotFound (404)       no training run by that id
+        ├── RollbackRefused (409)   that version can't be activated
+        └── InvalidRequest (422)    the request's values are wrong (a rating outside
+                                    1–5, too many images in one call)
 
 Each carries a Spanish sentence (shown to trainers) and an English one; the shared
 handler in :mod:`services.common.errors` turns them into JSON responses.
@@ -74,3 +77,15 @@ class RollbackRefused(RewardError, Conflict):
     """The requested version cannot be activated (never validated, or nothing to roll back to)."""
 
     code = "rollback_refused"
+
+
+class RunNotFound(RewardError, NotFound):
+    """No training run has that id."""
+
+    code = "training_run_not_found"
+
+
+class InvalidRequest(RewardError, ValidationFailed):
+    """The request is well formed but its values are wrong."""
+
+    code = "invalid_request"

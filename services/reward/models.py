@@ -12,6 +12,10 @@
   held-out metrics, training-set size and feature set; the fitted model itself is a
   blob (``blob_key``, checked against ``blob_sha256`` before loading). At most one
   row has ``status = 'active'``; ``validated`` says it passed the validation gate.
+* ``reward_training_runs``: trainings requested over ``POST /ml/train`` (or started
+  automatically), with their stage, progress and result, so any replica can answer
+  ``GET /ml/train/{id}``.
+* ``reward_audit``: every gate decision and rollback, with its figures.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.db import UTCDateTime, service_metadata, utcnow
@@ -94,3 +107,48 @@ class ModelVersion(Base):
     blob_sha256: Mapped[str] = mapped_column(String(64))
     trained_through_id: Mapped[int] = mapped_column(Integer)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TrainingRun(Base):
+    """One requested training: queued, running, then succeeded, failed or skipped.
+
+    ``result`` holds the trained version's figures and the gate's decision;
+    ``heartbeat_at`` is refreshed at every stage so a run whose replica died is
+    recognised as stale (``REWARD_TRAIN_STALE_SECONDS``).
+    """
+
+    __tablename__ = "reward_training_runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'skipped')",
+            name="run_status_known",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    version: Mapped[str | None] = mapped_column(String(32))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """What changed which model was live, who or what did it, and why."""
+
+    __tablename__ = "reward_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(32))  # gate_passed | gate_rejected | rollback
+    version: Mapped[str | None] = mapped_column(String(32), index=True)
+    previous: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -7,6 +7,11 @@ so nothing is counted twice. A higher ``revision`` of a stored rating id (a trai
 correction) replaces its rating in place, still as one observation. A redelivery is
 recognised before the image is decoded, so replays are cheap.
 
+:func:`record_batch` stores up to ``REWARD_MAX_OBSERVE_BATCH`` observations per call
+(what the gateway's outbox sends when several are due): their features are computed
+together, then each item is stored in its own transaction, so one refused image
+does not hold back the others.
+
 A new observation also keeps the image bytes (and the original render's, when the
 gateway sends one) in the image blob store, keyed by content hash, so later feature
 versions and CLIP embeddings can be computed for old ratings; with an original it
@@ -17,16 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.common.errors import ValidationFailed
+from services.common.errors import AfinadorError
 from services.reward import store
 from services.reward.blobs import BlobStore, image_key
+from services.reward.errors import InvalidRequest
 from services.reward.extraction import (
     FeatureContext,
     ImageLimits,
+    Upload,
+    classical_rows,
     clip_rows,
     features_for_image,
     hash_uploads,
@@ -80,11 +90,11 @@ async def record_observation(
     ``ctx`` carries the structure size and CLIP; ``images`` keeps the bytes.
 
     Raises:
-        ValidationFailed: the rating is outside 1–5.
+        InvalidRequest: the rating is outside 1–5.
         InvalidImage: the image is not readable (only checked for a new rating id).
     """
     if not MIN_RATING <= label.rating <= MAX_RATING:
-        raise ValidationFailed(
+        raise InvalidRequest(
             f"La puntuación debe estar entre {MIN_RATING} y {MAX_RATING} estrellas "
             f"(se recibió {label.rating}).",
             f"The rating must be between {MIN_RATING} and {MAX_RATING} stars (got {label.rating}).",
@@ -159,3 +169,109 @@ async def _keep_bytes(images: BlobStore, datas: list[bytes]) -> None:
                 images.put(key, data)
 
     await asyncio.to_thread(put_all)
+
+
+# --- several observations per call ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One observation of a batch: the label, the image and (optionally) its original."""
+
+    label: Label
+    data: bytes
+    original: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    status: str  # stored | duplicate | rejected
+    error: dict[str, Any] | None = None
+
+
+async def _prepare(session: AsyncSession, items: Sequence[BatchItem], ctx: FeatureContext) -> None:
+    """Featurise the batch's new images concurrently, so each item then hits the cache.
+
+    An unreadable image is skipped here; recording that item raises its error.
+    """
+    uploads = await hash_uploads([i.data for i in items], ctx.limits)
+    decoded = await asyncio.gather(
+        *(validate_uploads([u], ctx) for u in uploads), return_exceptions=True
+    )
+    good = [
+        (item, upload)
+        for item, upload, outcome in zip(items, uploads, decoded, strict=True)
+        if not isinstance(outcome, BaseException)
+    ]
+    if not good:
+        return
+    await classical_rows(session, [u for _, u in good], ctx)
+    by_original: dict[bytes, list[Upload]] = {}
+    for item, upload in good:
+        if item.original is not None:
+            by_original.setdefault(item.original, []).append(upload)
+    for original, group in by_original.items():
+        (reference,) = await hash_uploads([original], ctx.limits)
+        try:
+            await validate_uploads([reference], ctx)
+        except AfinadorError:
+            continue
+        await structure_rows(session, group, reference, ctx)
+
+
+async def record_batch(
+    sessions: async_sessionmaker[AsyncSession],
+    items: Sequence[BatchItem],
+    extractor: FeatureExtractor,
+    limits: ImageLimits,
+    *,
+    ctx: FeatureContext,
+    images: BlobStore | None = None,
+) -> tuple[list[ItemOutcome], int]:
+    """Store every new observation of ``items``, each in its own transaction.
+
+    Features of all new images are computed first, concurrently. An item whose image
+    or values are refused (a 4xx error) is reported ``rejected`` with the error and
+    the others are still stored; any other failure propagates (the caller retries the
+    batch, and redelivered items are recognised as duplicates).
+
+    Returns the outcome of each item, in order, and the observations now stored.
+    """
+    async with sessions() as session:
+        known = {
+            item.label.rating_id
+            for item in items
+            if await store.get_observation(session, item.label.rating_id) is not None
+        }
+    new = [item for item in items if item.label.rating_id not in known]
+    if new:
+        async with sessions() as session, session.begin():
+            await _prepare(session, new, ctx)
+    outcomes: list[ItemOutcome] = []
+    total = 0
+    for item in items:
+        if item.label.rating_id in known:
+            outcomes.append(ItemOutcome("duplicate"))
+            continue
+        try:
+            async with sessions() as session, session.begin():
+                result = await record_observation(
+                    session,
+                    item.label,
+                    item.data,
+                    extractor,
+                    limits,
+                    original=item.original,
+                    ctx=ctx,
+                    images=images,
+                )
+        except AfinadorError as exc:
+            if exc.status_code >= 500:
+                raise
+            outcomes.append(ItemOutcome("rejected", exc.to_dict()))
+            continue
+        total = result.observations
+        outcomes.append(ItemOutcome("stored" if result.stored else "duplicate"))
+    async with sessions() as session:
+        total = await store.count_observations(session)
+    return outcomes, total

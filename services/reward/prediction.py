@@ -15,9 +15,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.common.errors import ValidationFailed
 from services.reward import store
-from services.reward.errors import ModelNotFound, ModelUnavailable, NoValidatedModel
+from services.reward.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    ModelUnavailable,
+    NoValidatedModel,
+)
 from services.reward.extraction import (
     FeatureContext,
     hash_uploads,
@@ -54,14 +58,14 @@ async def predict_ratings(
     """Predicted rating (mean, std) of each image, in order.
 
     Raises:
-        ValidationFailed: no image, or more than ``max_batch``.
+        InvalidRequest: no image, or more than ``max_batch``.
         NoValidatedModel: no version given and no validated model is active.
         ModelNotFound: ``version`` does not exist.
         ModelUnavailable: the model's blob or one of its features (CLIP) is unavailable.
         InvalidImage / ImageTooLarge: an upload is not a usable image.
     """
     if not images or len(images) > max_batch:
-        raise ValidationFailed(
+        raise InvalidRequest(
             f"Envía entre 1 y {max_batch} imágenes (se recibieron {len(images)}).",
             f"Send between 1 and {max_batch} images (got {len(images)}).",
         )

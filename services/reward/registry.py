@@ -79,8 +79,10 @@ class ModelRegistry:
         return model
 
 
-async def rollback(session: AsyncSession, version: str | None) -> tuple[str, str | None]:
-    """Activate ``version`` (default: the previously active validated one).
+async def rollback(
+    session: AsyncSession, version: str | None, *, actor: str = "api", reason: str = ""
+) -> tuple[str, str | None]:
+    """Activate ``version`` (default: the previously active validated one), audited.
 
     Returns the newly active version and the one it replaced.
 
@@ -111,4 +113,13 @@ async def rollback(session: AsyncSession, version: str | None) -> tuple[str, str
                 f"Version {version} did not pass validation and cannot be activated.",
             )
     await store.activate(session, target.version)
+    await store.audit(
+        session,
+        "rollback",
+        actor=actor,
+        reason=reason or f"rollback from {current_version} to {target.version}",
+        version=target.version,
+        previous=current_version,
+        details={"metrics": target.metrics},
+    )
     return target.version, current_version

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -81,8 +81,38 @@ class ObserveResponse(BaseModel):
     observations: int = Field(description="Observations stored in total.")
 
 
+class ObservationItem(ObservationForm):
+    """One observation of ``POST /ml/observe_batch``; its image is the file at the same
+    position in ``images``."""
+
+    original: int | None = Field(
+        default=None,
+        ge=0,
+        description="Index into the ``originals`` files of the render this image was made "
+        "from (several items may share one); omitted: no original.",
+    )
+
+
+class ObserveItemResult(BaseModel):
+    index: int = Field(description="Position of the item in the request.")
+    rating_id: str
+    status: Literal["stored", "duplicate", "rejected"] = Field(
+        description="stored: new; duplicate: this rating_id was stored before (nothing "
+        "done); rejected: not stored because of ``error`` (retrying will not help)."
+    )
+    error: dict[str, Any] | None = Field(
+        default=None, description="code, message (Spanish), message_en: why it was rejected."
+    )
+
+
+class ObserveBatchResponse(BaseModel):
+    results: list[ObserveItemResult]
+    stored: int = Field(description="Items stored by this call.")
+    observations: int = Field(description="Observations stored in total.")
+
+
 class HeldOutMetrics(BaseModel):
-    """Scores on held-out observations (see :mod:`services.reward.metrics`)."""
+    """Scores on held-out ratings (see :mod:`services.reward.metrics`)."""
 
     n: int
     srcc: float
@@ -92,6 +122,48 @@ class HeldOutMetrics(BaseModel):
     coverage_68: float
     coverage_95: float
     mean_std: float
+    pair_accuracy: float | None = Field(
+        default=None,
+        description="Within-render pairwise accuracy: share of pairs of variants of one "
+        "render, rated differently by one trainer, that the model orders the same way.",
+    )
+    n_pairs: int = 0
+    pred_min: float | None = None
+    pred_max: float | None = None
+    best_of_n_gain: float | None = Field(
+        default=None,
+        description="Stars gained on average by taking the model's pick among the variants "
+        "of a render instead of a random one (held-out renders).",
+    )
+    best_of_n_low: float | None = None
+    best_of_n_high: float | None = None
+    best_of_n_oracle: float | None = None
+    best_of_n_sets: int = 0
+
+
+class BestOfN(BaseModel):
+    """Best-of-N figure of the active model, from its held-out renders."""
+
+    gain: float = Field(description="Expected stars gained over a random pick.")
+    low: float = Field(description="95 % bootstrap interval, lower end.")
+    high: float
+    oracle: float | None = Field(description="Gain of always picking the best-rated variant.")
+    sets: int = Field(description="Held-out (render, trainer) sets it was measured on.")
+    model_version: str
+
+
+class GateCheck(BaseModel):
+    name: str
+    candidate: float | None
+    reference: float | None
+    tolerance: float | None
+    passed: bool
+    note: str = ""
+
+
+class GateResult(BaseModel):
+    passed: bool
+    checks: list[GateCheck]
 
 
 class StatusResponse(BaseModel):
@@ -112,6 +184,13 @@ class StatusResponse(BaseModel):
     retrain_every: int = 0
     training: bool = Field(default=False, description="A training is running now.")
     last_training_error: str | None = None
+    best_of_n: BestOfN | None = Field(
+        default=None,
+        description="Expected rating gain of the model's pick among a render's variants "
+        "over a random pick (active model, held-out renders); null until a model is live "
+        "and its held-out set had renders with several rated variants.",
+    )
+    last_training_run: str | None = Field(default=None, description="Newest training run id.")
 
 
 class ClipStatus(BaseModel):
@@ -134,6 +213,9 @@ class ModelVersionPublic(BaseModel):
     trigger: str = Field(description="manual | auto")
     created_at: datetime
     activated_at: datetime | None
+    gate: GateResult | None = Field(default=None, description="The gate's checks when trained.")
+    incumbent: str | None = None
+    incumbent_metrics: HeldOutMetrics | None = None
 
 
 class ModelsResponse(BaseModel):
@@ -144,7 +226,9 @@ class ModelsResponse(BaseModel):
     versions: list[ModelVersionPublic] = Field(default_factory=list)
 
 
-class TrainResponse(BaseModel):
+class TrainResult(BaseModel):
+    """What one training produced: the version, its figures and the gate's decision."""
+
     version: str
     activated: bool
     validated: bool
@@ -156,13 +240,59 @@ class TrainResponse(BaseModel):
     metrics: HeldOutMetrics
     baseline: HeldOutMetrics = Field(description="The constant predictor on the same held-out set.")
     incumbent: str | None
+    incumbent_metrics: HeldOutMetrics | None = None
     candidates: dict[str, HeldOutMetrics]
+    gate: GateResult | None = None
+
+
+class TrainAccepted(BaseModel):
+    """Answer of ``POST /ml/train`` (202): the run to follow."""
+
+    run_id: str
+    status: str = Field(description="queued | running (an existing run) …")
+    existing: bool = Field(description="True when a training was already under way.")
+    status_url: str
+
+
+class TrainRunStatus(BaseModel):
+    """``GET /ml/train/{run_id}``."""
+
+    run_id: str
+    trigger: str
+    status: Literal["queued", "running", "succeeded", "failed", "skipped"]
+    stage: str = Field(description="queued, loading, fitting, validating, recording, done")
+    progress: float = Field(ge=0, le=1)
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    version: str | None
+    result: TrainResult | None = Field(default=None, description="When succeeded.")
+    error: dict[str, Any] | None = Field(
+        default=None, description="When failed or skipped: code, message, message_en."
+    )
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    action: str = Field(description="gate_passed | gate_rejected | rollback")
+    version: str | None
+    previous: str | None
+    actor: str
+    reason: str
+    details: dict[str, Any]
+    created_at: datetime
+
+
+class AuditResponse(BaseModel):
+    entries: list[AuditEntryPublic]
 
 
 class RollbackRequest(BaseModel):
     version: str | None = Field(
         default=None, description="Version to activate; default the previous validated one."
     )
+    actor: str | None = Field(default=None, max_length=128, description="Who asks (audit).")
+    reason: str | None = Field(default=None, max_length=1000, description="Why (audit).")
 
 
 class RollbackResponse(BaseModel):

@@ -7,6 +7,7 @@ classical features only. ``DATABASE_URL`` is also read without the prefix.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
@@ -110,12 +111,53 @@ class RewardSettings(ServiceSettings):
         gt=0,
         lt=1,
         description=(
-            "Share of observations held out, chosen by a hash of rating_id so the split is "
-            "stable: no model version ever trains on a held-out rating."
+            "Share of renders held out, chosen by a hash of the render (the original's hash, "
+            "else the experiment id); an image of a held-out render is held out with all its "
+            "ratings, so no image is on both sides and the split is stable as ratings arrive."
         ),
     )
     ensemble_resamples: int = Field(
         default=5, ge=2, le=50, description="Bootstrap resamples in a model ensemble."
+    )
+    calibration: Literal["isotonic", "linear", "none"] = Field(
+        default="isotonic",
+        description="Map from the ensemble's score to stars, fitted on out-of-bag scores.",
+    )
+    ranking_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Weight of the within-render pairwise (RankNet) term when training the CLIP "
+            "MLP; 0 = squared error only (what grouped validation chose on BIQ2021)."
+        ),
+    )
+    min_srcc: float = Field(
+        default=0.3,
+        ge=-1,
+        le=1,
+        description="Gate: the fewest held-out SRCC a model needs to go live.",
+    )
+    gate_z: float = Field(
+        default=1.6448536269514722,
+        ge=0,
+        description=(
+            "Gate: tolerance against the active model in standard errors of the paired "
+            "difference (bootstrap over held-out renders); 1.645 = one-sided 95 %."
+        ),
+    )
+    gate_resamples: int = Field(
+        default=200, ge=20, le=5000, description="Gate: bootstrap resamples for the tolerances."
+    )
+    train_stale_seconds: int = Field(
+        default=900,
+        ge=10,
+        description=(
+            "A queued or running training whose heartbeat is older than this is treated "
+            "as dead (its replica stopped) and no longer blocks a new one."
+        ),
+    )
+    max_observe_batch: int = Field(
+        default=32, ge=1, le=256, description="Most observations one /ml/observe_batch call holds."
     )
     mlp_epochs: int = Field(default=300, ge=1, description="Training epochs of each CLIP MLP.")
     max_batch: int = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
@@ -18,7 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
-from services.reward.models import CachedFeatures, ModelVersion, Observation
+from services.reward.models import (
+    AuditEntry,
+    CachedFeatures,
+    ModelVersion,
+    Observation,
+    TrainingRun,
+)
 
 
 @dataclass(frozen=True)
@@ -251,3 +258,89 @@ async def previous_validated(session: AsyncSession, current: str | None) -> Mode
         .order_by(ModelVersion.activated_at.desc(), ModelVersion.id.desc())
     )
     return (await session.execute(stmt)).scalars().first()
+
+
+# --- training runs and the audit log -------------------------------------------------
+
+TRAINING_LOCK = 0x41464E54  # "AFNT": held (session level) for the whole of one training
+
+
+async def try_training_lock(conn: Any) -> bool:
+    """Take the cross-replica training lock on ``conn`` (an AsyncConnection).
+
+    PostgreSQL: a session-level advisory lock, so it lasts while the training runs on
+    other connections; False when another replica holds it. Other backends serve one
+    process, whose own lock suffices: always True.
+    """
+    if conn.dialect.name != "postgresql":
+        return True
+    got = await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": TRAINING_LOCK})
+    return bool(got)
+
+
+async def release_training_lock(conn: Any) -> None:
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": TRAINING_LOCK})
+
+
+async def add_run(session: AsyncSession, run: TrainingRun) -> TrainingRun:
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_run(session: AsyncSession, run_id: str) -> TrainingRun | None:
+    return await session.get(TrainingRun, run_id)
+
+
+async def update_run(session: AsyncSession, run_id: str, **values: Any) -> None:
+    await session.execute(
+        update(TrainingRun).where(TrainingRun.id == run_id).values(heartbeat_at=utcnow(), **values)
+    )
+
+
+async def live_run(session: AsyncSession, fresh_after: datetime) -> TrainingRun | None:
+    """The oldest queued or running training whose heartbeat is after ``fresh_after``."""
+    stmt = (
+        select(TrainingRun)
+        .where(
+            TrainingRun.status.in_(("queued", "running")),
+            TrainingRun.heartbeat_at > fresh_after,
+        )
+        .order_by(TrainingRun.created_at)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def latest_run(session: AsyncSession) -> TrainingRun | None:
+    stmt = select(TrainingRun).order_by(TrainingRun.created_at.desc())
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def audit(
+    session: AsyncSession,
+    action: str,
+    *,
+    actor: str,
+    reason: str,
+    version: str | None = None,
+    previous: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(
+        action=action,
+        version=version,
+        previous=previous,
+        actor=actor,
+        reason=reason,
+        details=details or {},
+        created_at=utcnow(),
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def list_audit(session: AsyncSession, limit: int = 50) -> list[AuditEntry]:
+    stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())

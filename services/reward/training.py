@@ -1,57 +1,75 @@
-"""When a model is trained, on which observations, and when it becomes active.
+"""When a model is trained, off the request path, and when it becomes active.
 
-Held-out split. An observation is held out when ``H(rating_id) < holdout_fraction``,
-with ``H`` the first 8 bytes of SHA-256 of the rating id read as a number in
-``[0, 1)``. The split never changes as observations arrive, so no version ever trains
-on a held-out rating and every version can be compared on the current held-out set.
+What is learnt and how it is scored is decided in :mod:`services.reward.learning`
+(held-out split by render, per-image targets without trainer bias, the ensemble and
+its calibration, held-out metrics); whether the result goes live in
+:mod:`services.reward.gate`. This module runs trainings:
 
-Training. The training observations (at least ``REWARD_MIN_TRAIN``) are fitted with
-the classical ensemble; when CLIP is available and every observation's image is
-stored, an MLP ensemble on classical + structure + CLIP is fitted too and the one
-with the lower held-out MAE is the candidate.
+* **Runs.** ``POST /ml/train`` calls :meth:`Trainer.request`, which records a run
+  (``reward_training_runs``, status ``queued``) and starts it as a background task;
+  the caller gets the run id at once (202). If a run is already queued or running
+  (on any replica, heartbeat fresher than ``REWARD_TRAIN_STALE_SECONDS``), that run
+  is returned instead of starting another. ``GET /ml/train/{id}`` reads the row:
+  stage (``queued → loading → fitting → validating → recording → done``), progress
+  0–1, and at the end the version, its figures and the gate's decision, or the
+  error.
+* **One at a time.** Within a process an asyncio lock; across replicas the
+  session-level PostgreSQL advisory lock :data:`store.TRAINING_LOCK`, taken on a
+  dedicated connection for the whole run. A replica that cannot take it marks its
+  run ``skipped``. Writing the version still takes the transaction-level
+  :data:`store.REGISTRY_LOCK`, so names never collide even if a stale run resumes.
+* **Automatic retraining.** Every stored observation calls :meth:`Trainer.notify`,
+  which requests a run (trigger ``auto``) when at least ``REWARD_RETRAIN_EVERY``
+  observations arrived after the newest one any version was trained on.
 
-Validation gate. The candidate becomes active only if, on the held-out set (at
-least ``REWARD_MIN_HOLDOUT`` observations), its MAE is lower than both the constant
-predictor (the training mean) and the active model (when there is one and this
-service can compute its features). Otherwise it is recorded as ``rejected`` with the
-reason. Either way it is a new version in the registry.
-
-Triggers. ``POST /ml/train`` trains now (and waits); every stored observation calls
-:meth:`Trainer.notify`, which starts a background training when at least
-``REWARD_RETRAIN_EVERY`` observations arrived after the newest one any version was
-trained on. One training runs at a time per process.
+Fitting runs in a worker thread, so the service keeps answering while it trains.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
+import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.db import utcnow
+from services.common.errors import AfinadorError
 from services.reward import store
 from services.reward.blobs import BlobStore, image_key
 from services.reward.errors import NotEnoughData
 from services.reward.extraction import FeatureContext
+from services.reward.gate import GateDecision, HeldOut, decide, paired_tolerances
 from services.reward.imaging import decode_image
-from services.reward.metrics import Metrics, evaluate
-from services.reward.model import RatingModel, fit_classical, fit_mlp
-from services.reward.models import ModelVersion, Observation
+from services.reward.learning import (
+    FitOptions,
+    TrainingTable,
+    fit_candidates,
+    holdout_mask,
+    predict_rows,
+    score,
+)
+from services.reward.metrics import Metrics
+from services.reward.model import RatingModel
+from services.reward.models import ModelVersion, Observation, TrainingRun
 from services.reward.registry import ModelRegistry
 from services.reward.settings import RewardSettings
 from services.reward.structure import NO_ORIGINAL, STRUCTURE_DIMS
 
 log = logging.getLogger(__name__)
 
+STAGES = ("queued", "loading", "fitting", "validating", "recording", "done")
 
-def is_holdout(rating_id: str, fraction: float) -> bool:
-    """Whether this rating belongs to the (fixed) held-out set."""
-    digest = hashlib.sha256(rating_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+def render_key(obs: Observation) -> str:
+    """The render an observation's image was made from (its held-out group)."""
+    if obs.original_sha256:
+        return f"original:{obs.original_sha256}"
+    return f"experiment:{obs.experiment_id}"
 
 
 @dataclass
@@ -68,20 +86,37 @@ class TrainOutcome:
     baseline: dict[str, Any]
     incumbent: str | None
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    incumbent_metrics: dict[str, Any] | None = None
+    gate: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "activated": self.activated,
+            "validated": self.validated,
+            "reason": self.reason,
+            "kind": self.kind,
+            "feature_set": self.feature_set,
+            "n_train": self.n_train,
+            "n_holdout": self.n_holdout,
+            "metrics": self.metrics,
+            "baseline": self.baseline,
+            "incumbent": self.incumbent,
+            "incumbent_metrics": self.incumbent_metrics,
+            "candidates": self.candidates,
+            "gate": self.gate,
+        }
 
 
 @dataclass
 class _Data:
-    y: np.ndarray
-    holdout: np.ndarray  # bool
-    classical: np.ndarray
-    structure: np.ndarray
-    clip: np.ndarray | None
+    table: TrainingTable
+    holdout: np.ndarray  # bool, per rating
     through_id: int
 
 
 class Trainer:
-    """Trains versions, applies the gate, and schedules automatic retraining."""
+    """Runs trainings in the background, applies the gate, schedules retraining."""
 
     def __init__(
         self,
@@ -97,74 +132,194 @@ class Trainer:
         self.registry = registry
         self.images = images
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._request_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._progress: dict[str, tuple[str, float]] = {}
         self.last_error: str | None = None
 
     @property
     def running(self) -> bool:
         return self._lock.locked()
 
+    def progress_of(self, run_id: str) -> tuple[str, float] | None:
+        """Live (stage, progress) of a run executing in this process."""
+        return self._progress.get(run_id)
+
+    # --- scheduling -------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def notify(self) -> None:
-        """Called after an observation is committed: maybe start a background training."""
-        if not self.settings.auto_retrain:
-            return
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._auto())
+        """Called after an observation is committed: maybe request a background training."""
+        if self.settings.auto_retrain:
+            self._spawn(self._auto())
 
     async def wait_idle(self) -> None:
-        """Wait for a scheduled background training to finish (tests, shutdown)."""
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Wait until no training (or check for one) is scheduled (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         await self.wait_idle()
 
     async def _auto(self) -> None:
+        if self.running:
+            return
         async with self.sessions() as session:
             since = await store.last_trained_through(session)
             new = await store.count_observations_after(session, since)
-        if new < self.settings.retrain_every:
-            return
-        try:
-            outcome = await self.train(trigger="auto")
-            log.info("automatic training: %s (%s)", outcome.version, outcome.reason)
-            self.last_error = None
-        except NotEnoughData as exc:
-            log.info("automatic training skipped: %s", exc)
-            self.last_error = str(exc)
-        except Exception as exc:  # a background failure must be visible, not lost
-            log.exception("automatic training failed")
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        if new >= self.settings.retrain_every:
+            await self.request(trigger="auto")
 
-    async def train(self, trigger: str = "manual") -> TrainOutcome:
-        """Train a version on the stored observations and apply the validation gate.
+    async def request(self, trigger: str = "manual") -> tuple[TrainingRun, bool]:
+        """Start a training in the background, or return the one already under way.
+
+        Returns the run and whether it already existed.
+        """
+        async with self._request_lock:
+            async with self.sessions() as session, session.begin():
+                fresh_after = utcnow() - timedelta(seconds=self.settings.train_stale_seconds)
+                live = await store.live_run(session, fresh_after)
+                if live is not None:
+                    return live, True
+                now = utcnow()
+                run = TrainingRun(
+                    id=f"tr-{secrets.token_hex(8)}",
+                    trigger=trigger,
+                    status="queued",
+                    stage="queued",
+                    progress=0.0,
+                    created_at=now,
+                    heartbeat_at=now,
+                )
+                await store.add_run(session, run)
+            self._progress[run.id] = ("queued", 0.0)
+            self._spawn(self._execute(run.id, trigger))
+            return run, False
+
+    async def _set(self, run_id: str | None, stage: str, progress: float, **values: Any) -> None:
+        if run_id is None:
+            return
+        self._progress[run_id] = (stage, progress)
+        async with self.sessions() as session, session.begin():
+            await store.update_run(session, run_id, stage=stage, progress=progress, **values)
+
+    async def _execute(self, run_id: str, trigger: str) -> None:
+        engine: AsyncEngine = self.sessions.kw["bind"]
+        try:
+            async with self._lock, engine.connect() as conn:
+                got = await store.try_training_lock(conn)
+                await conn.commit()
+                if not got:
+                    await self._set(
+                        run_id,
+                        "done",
+                        1.0,
+                        status="skipped",
+                        finished_at=utcnow(),
+                        error=_error_dict(
+                            "training_busy",
+                            "Otra réplica está entrenando un modelo; este entrenamiento se omitió.",
+                            "Another replica is training a model; this training was skipped.",
+                        ),
+                    )
+                    return
+                try:
+                    await self._set(run_id, "loading", 0.02, status="running", started_at=utcnow())
+                    outcome = await self.train(trigger, run_id=run_id)
+                    await self._set(
+                        run_id,
+                        "done",
+                        1.0,
+                        status="succeeded",
+                        finished_at=utcnow(),
+                        version=outcome.version,
+                        result=outcome.as_dict(),
+                    )
+                    self.last_error = None
+                    log.info("training %s: %s (%s)", run_id, outcome.version, outcome.reason)
+                finally:
+                    await store.release_training_lock(conn)
+                    await conn.commit()
+        except AfinadorError as exc:
+            log.info("training %s did not run: %s", run_id, exc)
+            self.last_error = exc.message_en
+            await self._set(
+                run_id, "done", 1.0, status="failed", finished_at=utcnow(), error=exc.to_dict()
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a background failure must be visible, not lost
+            log.exception("training %s failed", run_id)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            await self._set(
+                run_id,
+                "done",
+                1.0,
+                status="failed",
+                finished_at=utcnow(),
+                error=_error_dict(
+                    "training_failed",
+                    f"El entrenamiento falló ({type(exc).__name__}); el modelo activo sigue "
+                    "siendo el mismo. Revisa los registros del servicio.",
+                    f"The training failed ({type(exc).__name__}: {exc}); the active model is "
+                    "unchanged. Check the service logs.",
+                ),
+            )
+        finally:
+            self._progress.pop(run_id, None)
+
+    # --- one training -----------------------------------------------------------------
+
+    async def train(self, trigger: str = "manual", run_id: str | None = None) -> TrainOutcome:
+        """Train a version on the stored observations and apply the gate (blocking the
+        caller, not the event loop). :meth:`request` runs this in the background.
 
         Raises:
             NotEnoughData: fewer than ``min_train`` training or ``min_holdout``
-                held-out observations.
+                held-out images.
         """
-        async with self._lock:
-            async with self.sessions() as session, session.begin():
-                data = await self._load(session)
-            settings = self.settings
-            n_train, n_hold = int((~data.holdout).sum()), int(data.holdout.sum())
-            if n_train < settings.min_train or n_hold < settings.min_holdout:
-                raise NotEnoughData(
-                    f"Hacen falta al menos {settings.min_train} valoraciones de entrenamiento y "
-                    f"{settings.min_holdout} de validación; hay {n_train} y {n_hold}. "
-                    "Sigue valorando imágenes.",
-                    f"At least {settings.min_train} training and {settings.min_holdout} held-out "
-                    f"ratings are needed; there are {n_train} and {n_hold}. Keep rating images.",
-                    n_train=n_train,
-                    n_holdout=n_hold,
-                )
-            fitted = await asyncio.to_thread(self._fit, data)
-            async with self.sessions() as session, session.begin():
-                return await self._gate_and_record(session, data, fitted, trigger)
+        async with self.sessions() as session, session.begin():
+            data = await self._load(session)
+        s = self.settings
+        hold = data.holdout
+        n_train = len({data.table.images[k] for k in np.flatnonzero(~hold)})
+        n_hold = len({data.table.images[k] for k in np.flatnonzero(hold)})
+        if n_train < s.min_train or n_hold < s.min_holdout:
+            raise NotEnoughData(
+                f"Hacen falta al menos {s.min_train} imágenes valoradas para entrenar y "
+                f"{s.min_holdout} para validar; hay {n_train} y {n_hold}. "
+                "Sigue valorando imágenes.",
+                f"At least {s.min_train} rated images for training and {s.min_holdout} held "
+                f"out are needed; there are {n_train} and {n_hold}. Keep rating images.",
+                n_train=n_train,
+                n_holdout=n_hold,
+            )
+        await self._set(run_id, "fitting", 0.05)
+        options = FitOptions(
+            resamples=s.ensemble_resamples,
+            calibration=s.calibration,
+            mlp_epochs=s.mlp_epochs,
+            pairwise=s.ranking_weight,
+        )
 
-    # --- data -------------------------------------------------------------------
+        def report(share: float) -> None:
+            if run_id is not None:
+                self._progress[run_id] = ("fitting", 0.05 + 0.8 * share)
+
+        models = await asyncio.to_thread(fit_candidates, data.table, ~hold, options, report)
+        await self._set(run_id, "validating", 0.87)
+        fitted = await asyncio.to_thread(self._score, data, models)
+        await self._set(run_id, "recording", 0.93)
+        async with self.sessions() as session, session.begin():
+            return await self._gate_and_record(session, data, fitted, trigger, n_train, n_hold)
+
+    # --- data -------------------------------------------------------------------------
 
     async def _load(self, session: AsyncSession) -> _Data:
         rows = await store.list_observations(session)
@@ -185,6 +340,7 @@ class Trainer:
                 if recomputed is None:
                     continue  # an old observation whose image was never stored
                 values = recomputed
+                cached[obs.image_sha256] = store.CacheEntry(0, 0, values)
             keep.append(obs)
             classical.append(values)
         structure = [
@@ -194,14 +350,25 @@ class Trainer:
             for o in keep
         ]
         clip = await self._clip_matrix(session, keep) if ctx.clip is not None else None
-        return _Data(
+        images = [o.image_sha256 for o in keep]
+        groups = [render_key(o) for o in keep]
+        X = np.hstack(
+            [
+                np.array(classical, dtype=np.float64).reshape(len(keep), dims),
+                np.array(structure, dtype=np.float64).reshape(len(keep), STRUCTURE_DIMS),
+            ]
+        )
+        table = TrainingTable(
+            images=images,
+            groups=groups,
+            raters=[o.rater for o in keep],
             y=np.array([o.rating for o in keep], dtype=np.float64),
-            holdout=np.array(
-                [is_holdout(o.rating_id, self.settings.holdout_fraction) for o in keep], bool
-            ),
-            classical=np.array(classical, dtype=np.float64).reshape(len(keep), dims),
-            structure=np.array(structure, dtype=np.float64).reshape(len(keep), STRUCTURE_DIMS),
+            classical=X,
             clip=clip,
+        )
+        return _Data(
+            table=table,
+            holdout=holdout_mask(images, groups, self.settings.holdout_fraction),
             through_id=max((o.id for o in rows), default=0),
         )
 
@@ -248,77 +415,96 @@ class Trainer:
                 await store.put_cached_features(session, sha, clip.version, entry)
         return np.array([cached[s].features for s in shas], dtype=np.float64)
 
-    # --- fitting and the gate ----------------------------------------------------
+    # --- scoring and the gate ---------------------------------------------------------
 
-    def _fit(self, data: _Data) -> dict[str, tuple[RatingModel, Metrics]]:
-        """Fit every candidate the data allows; held-out metrics of each (blocking)."""
-        train, hold = ~data.holdout, data.holdout
-        s = self.settings
-        X = np.hstack([data.classical, data.structure])
-        out: dict[str, tuple[RatingModel, Metrics]] = {}
-        model = fit_classical(X[train], data.y[train], resamples=s.ensemble_resamples)
-        out["classical"] = (model, evaluate(data.y[hold], *model.predict(X[hold])))
-        if data.clip is not None:
-            Xc = np.hstack([X, data.clip])
-            model = fit_mlp(
-                Xc[train], data.y[train], resamples=s.ensemble_resamples, epochs=s.mlp_epochs
-            )
-            out["classical+clip"] = (model, evaluate(data.y[hold], *model.predict(Xc[hold])))
+    def _score(
+        self, data: _Data, models: dict[str, RatingModel]
+    ) -> dict[str, tuple[RatingModel, Metrics, np.ndarray]]:
+        """Held-out metrics and predictions of every candidate (blocking)."""
+        out = {}
+        for feature_set, model in models.items():
+            mean, std = predict_rows(model, data.table, data.holdout)
+            out[feature_set] = (model, score(data.table, data.holdout, mean, std), mean)
         return out
 
-    async def _incumbent_metrics(
+    async def _incumbent(
         self, session: AsyncSession, data: _Data
-    ) -> tuple[ModelVersion | None, Metrics | None]:
+    ) -> tuple[ModelVersion | None, tuple[np.ndarray, np.ndarray] | None, str | None]:
         active = await store.get_active_model(session)
         if active is None:
-            return None, None
+            return None, None, None
         try:
             if active.feature_version != self.ctx.feature_version(active.feature_set):
-                return active, None  # its features can't be computed here any more
+                return active, None, f"active {active.version} uses features no longer computed"
             model = await asyncio.to_thread(self.registry.load, active)
+            if active.feature_set == "classical+clip" and data.table.clip is None:
+                return active, None, f"active {active.version} needs CLIP embeddings"
+            mean, std = await asyncio.to_thread(predict_rows, model, data.table, data.holdout)
         except Exception as exc:
             log.warning("active model %s cannot be evaluated: %s", active.version, exc)
-            return active, None
-        hold = data.holdout
-        X = np.hstack([data.classical, data.structure])
-        if active.feature_set == "classical+clip":
-            if data.clip is None:
-                return active, None
-            X = np.hstack([X, data.clip])
-        mean, std = await asyncio.to_thread(model.predict, X[hold])
-        return active, evaluate(data.y[hold], mean, std)
+            return active, None, f"active {active.version} cannot be evaluated here"
+        return active, (mean, std), None
 
     async def _gate_and_record(
         self,
         session: AsyncSession,
         data: _Data,
-        fitted: dict[str, tuple[RatingModel, Metrics]],
+        fitted: dict[str, tuple[RatingModel, Metrics, np.ndarray]],
         trigger: str,
+        n_train: int,
+        n_hold: int,
     ) -> TrainOutcome:
         await store.lock_registry(session)  # before reading the incumbent and the names
-        feature_set = min(fitted, key=lambda k: fitted[k][1].mae)
-        model, metrics = fitted[feature_set]
-        hold = data.holdout
-        y_train_mean = float(data.y[~hold].mean())
-        constant = evaluate(
-            data.y[hold], np.full(int(hold.sum()), y_train_mean), np.full(int(hold.sum()), 1.0)
+        s = self.settings
+        feature_set = max(fitted, key=lambda k: (fitted[k][1].srcc, -fitted[k][1].mae))
+        model, metrics, cand_pred = fitted[feature_set]
+        table, hold = data.table, data.holdout
+        rows = np.flatnonzero(hold)
+        y_train_mean = float(table.y[~hold].mean())
+        constant = score(table, hold, np.full(len(rows), y_train_mean), np.ones(len(rows)))
+        incumbent, inc_pred, note = await self._incumbent(session, data)
+        held = HeldOut(
+            y=table.y[rows],
+            groups=[table.groups[k] for k in rows],
+            raters=[table.raters[k] for k in rows],
+            images=[table.images[k] for k in rows],
         )
-        incumbent, incumbent_metrics = await self._incumbent_metrics(session, data)
-        reasons = []
-        validated = metrics.mae < constant.mae
-        reasons.append(
-            f"held-out MAE {metrics.mae:.3f} vs {constant.mae:.3f} for the constant "
-            f"{y_train_mean:.2f}"
+        inc_metrics = score(table, hold, *inc_pred) if inc_pred is not None else None
+        tolerances = None
+        if inc_pred is not None:
+            tolerances = await asyncio.to_thread(
+                paired_tolerances,
+                held,
+                cand_pred,
+                inc_pred[0],
+                z=s.gate_z,
+                resamples=s.gate_resamples,
+            )
+        decision: GateDecision = decide(
+            metrics.as_dict(),
+            constant.as_dict(),
+            min_srcc=s.min_srcc,
+            active=inc_metrics.as_dict() if inc_metrics else None,
+            active_name=incumbent.version if incumbent else None,
+            tolerances=tolerances,
+            active_note=note,
         )
-        if incumbent is not None and incumbent_metrics is not None:
-            validated = validated and metrics.mae < incumbent_metrics.mae
-            reasons.append(f"vs {incumbent_metrics.mae:.3f} for active {incumbent.version}")
-        elif incumbent is not None:
-            reasons.append(f"active {incumbent.version} cannot be evaluated here")
-        verdict = "passed the gate" if validated else "rejected: did not beat"
-        reason = f"{verdict} ({'; '.join(reasons)})"
+        validated = decision.passed
+        reason = decision.reason
         version = await store.next_version_name(session)
         key, digest = await asyncio.to_thread(self.registry.save, version, model)
+        baseline = {
+            "constant": constant.as_dict(),
+            "incumbent": incumbent.version if incumbent else None,
+            "incumbent_metrics": inc_metrics.as_dict() if inc_metrics else None,
+            "candidates": {k: m.as_dict() for k, (_, m, _) in fitted.items()},
+            "gate": decision.as_dict(),
+            "tolerances": tolerances,
+            "trainer_biases": model.info.get("trainer_biases", {}),
+            "calibration": model.info.get("calibration"),
+            "n_images_train": n_train,
+            "n_images_holdout": n_hold,
+        }
         row = ModelVersion(
             version=version,
             kind=model.kind,
@@ -327,12 +513,7 @@ class Trainer:
             n_train=int((~hold).sum()),
             n_holdout=int(hold.sum()),
             metrics=metrics.as_dict(),
-            baseline={
-                "constant": constant.as_dict(),
-                "incumbent": incumbent.version if incumbent else None,
-                "incumbent_metrics": incumbent_metrics.as_dict() if incumbent_metrics else None,
-                "candidates": {k: m.as_dict() for k, (_, m) in fitted.items()},
-            },
+            baseline=baseline,
             validated=validated,
             status="rejected" if not validated else "inactive",
             reason=reason,
@@ -344,6 +525,20 @@ class Trainer:
         await store.add_model(session, row)
         if validated:
             await store.activate(session, version)
+        await store.audit(
+            session,
+            "gate_passed" if validated else "gate_rejected",
+            actor=f"system:{trigger}",
+            reason=reason,
+            version=version,
+            previous=incumbent.version if incumbent else None,
+            details={
+                "metrics": metrics.as_dict(),
+                "incumbent_metrics": baseline["incumbent_metrics"],
+                "gate": baseline["gate"],
+                "tolerances": tolerances,
+            },
+        )
         log.info("model %s trained (%s, %s): %s", version, trigger, feature_set, reason)
         return TrainOutcome(
             version=version,
@@ -357,5 +552,11 @@ class Trainer:
             metrics=metrics.as_dict(),
             baseline=constant.as_dict(),
             incumbent=incumbent.version if incumbent else None,
-            candidates={k: m.as_dict() for k, (_, m) in fitted.items()},
+            candidates=baseline["candidates"],
+            incumbent_metrics=baseline["incumbent_metrics"],
+            gate=decision.as_dict(),
         )
+
+
+def _error_dict(code: str, message_es: str, message_en: str) -> dict[str, Any]:
+    return {"code": code, "message": message_es, "message_en": message_en}

@@ -5,32 +5,43 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
+from pydantic import TypeAdapter, ValidationError
 
 from services.common.app import SessionDep
 from services.common.db import transaction
 from services.reward import store
 from services.reward.api.deps import ExtractorDep, RuntimeDep, SettingsDep
+from services.reward.errors import InvalidRequest, RunNotFound
 from services.reward.extraction import ImageLimits, features_for_image
 from services.reward.features import FeatureVector
-from services.reward.models import ModelVersion
-from services.reward.observations import Label, record_observation
+from services.reward.models import ModelVersion, TrainingRun
+from services.reward.observations import BatchItem, Label, record_batch, record_observation
 from services.reward.prediction import predict_ratings
 from services.reward.registry import rollback as rollback_to
 from services.reward.schemas import (
+    AuditEntryPublic,
+    AuditResponse,
+    BestOfN,
     ClipStatus,
     ExtractFeaturesResponse,
     FeatureGroups,
+    GateResult,
     HeldOutMetrics,
     ModelsResponse,
     ModelVersionPublic,
     ObservationForm,
+    ObservationItem,
+    ObserveBatchResponse,
+    ObserveItemResult,
     ObserveResponse,
     Prediction,
     PredictResponse,
     RollbackRequest,
     RollbackResponse,
     StatusResponse,
-    TrainResponse,
+    TrainAccepted,
+    TrainResult,
+    TrainRunStatus,
 )
 from services.reward.settings import RewardSettings
 
@@ -102,6 +113,96 @@ async def observe(
     return ObserveResponse(stored=result.stored, observations=result.observations)
 
 
+_ITEMS = TypeAdapter(list[ObservationItem])
+
+
+@router.post("/observe_batch", response_model=ObserveBatchResponse)
+async def observe_batch(
+    request: Request,
+    observations: Annotated[
+        str,
+        Form(
+            description="JSON array of 1 to REWARD_MAX_OBSERVE_BATCH (32) items, each with "
+            "the fields of /ml/observe and optionally ``original``: the index of its render "
+            "in ``originals``."
+        ),
+    ],
+    images: Annotated[list[UploadFile], File(description="One image per item, in the same order.")],
+    settings: SettingsDep,
+    extractor: ExtractorDep,
+    runtime: RuntimeDep,
+    originals: Annotated[
+        list[UploadFile] | None,
+        File(description="Original renders, referenced by index from the items."),
+    ] = None,
+) -> ObserveBatchResponse:
+    """Store several labelled images at once (the gateway's outbox, when several are due).
+
+    Each item is stored once per ``rating_id`` like ``/ml/observe``, in its own
+    transaction: an item whose image or values are refused comes back ``rejected``
+    with the error and the others are stored. 422 when the request itself is wrong
+    (bad JSON, more items than allowed, image count or original index mismatch).
+    """
+    try:
+        items = _ITEMS.validate_json(observations)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequest(
+            f"La lista de observaciones no es válida: {problems}",
+            f"The list of observations is not valid: {problems}",
+        ) from exc
+    limit = settings.max_observe_batch
+    originals = originals or []
+    if not 1 <= len(items) <= limit or len(images) != len(items):
+        raise InvalidRequest(
+            f"Envía entre 1 y {limit} observaciones, con una imagen cada una (se recibieron "
+            f"{len(items)} observaciones y {len(images)} imágenes).",
+            f"Send between 1 and {limit} observations with one image each (got "
+            f"{len(items)} observations and {len(images)} images).",
+        )
+    bad = [
+        i
+        for i, item in enumerate(items)
+        if item.original is not None and item.original >= len(originals)
+    ]
+    if bad:
+        raise InvalidRequest(
+            f"Las observaciones {bad} citan un original que no se envió (hay {len(originals)}).",
+            f"Observations {bad} refer to an original that was not sent "
+            f"(there are {len(originals)}).",
+        )
+    original_bytes = [await _read_upload(o, settings) for o in originals]
+    batch = [
+        BatchItem(
+            Label(**item.model_dump(exclude={"original"})),
+            await _read_upload(image, settings),
+            original_bytes[item.original] if item.original is not None else None,
+        )
+        for item, image in zip(items, images, strict=True)
+    ]
+    outcomes, total = await record_batch(
+        request.app.state.sessions,
+        batch,
+        extractor,
+        ImageLimits.from_settings(settings),
+        ctx=runtime.ctx,
+        images=runtime.images,
+    )
+    stored = sum(o.status == "stored" for o in outcomes)
+    if stored:
+        runtime.trainer.notify()
+    return ObserveBatchResponse(
+        results=[
+            ObserveItemResult(index=i, rating_id=item.rating_id, status=o.status, error=o.error)  # type: ignore[arg-type]
+            for i, (item, o) in enumerate(zip(items, outcomes, strict=True))
+        ],
+        stored=stored,
+        observations=total,
+    )
+
+
 @router.post("/predict_rating", response_model=PredictResponse)
 async def predict_rating(
     images: Annotated[list[UploadFile], File(description="One or more candidate images.")],
@@ -138,26 +239,62 @@ async def predict_rating(
     )
 
 
-@router.post("/train", response_model=TrainResponse)
-async def train(runtime: RuntimeDep) -> TrainResponse:
-    """Train a new version now and apply the validation gate (waits for the result).
+@router.post("/train", response_model=TrainAccepted, status_code=202)
+async def train(request: Request, runtime: RuntimeDep) -> TrainAccepted:
+    """Start training a new version in the background (202 with the run to follow).
 
-    409 ``not_enough_data`` when there are too few observations.
+    If a training is already queued or running (on any replica), its run is returned
+    with ``existing: true`` instead of starting another. Follow it with
+    ``GET /ml/train/{run_id}``: a run with too few observations ends ``failed`` with
+    code ``not_enough_data``.
     """
-    outcome = await runtime.trainer.train(trigger="manual")
-    return TrainResponse(
-        version=outcome.version,
-        activated=outcome.activated,
-        validated=outcome.validated,
-        reason=outcome.reason,
-        kind=outcome.kind,
-        feature_set=outcome.feature_set,
-        n_train=outcome.n_train,
-        n_holdout=outcome.n_holdout,
-        metrics=HeldOutMetrics(**outcome.metrics),
-        baseline=HeldOutMetrics(**outcome.baseline),
-        incumbent=outcome.incumbent,
-        candidates={k: HeldOutMetrics(**m) for k, m in outcome.candidates.items()},
+    run, existing = await runtime.trainer.request(trigger="manual")
+    return TrainAccepted(
+        run_id=run.id,
+        status=run.status,
+        existing=existing,
+        status_url=str(request.url_for("training_run", run_id=run.id).path),
+    )
+
+
+@router.get("/train/{run_id}", response_model=TrainRunStatus, name="training_run")
+async def training_run(run_id: str, session: SessionDep, runtime: RuntimeDep) -> TrainRunStatus:
+    """Stage, progress and (when finished) the version, its figures and the gate's result."""
+    run = await store.get_run(session, run_id)
+    if run is None:
+        raise RunNotFound(
+            f"No existe el entrenamiento {run_id}.", f"There is no training run {run_id}."
+        )
+    return _run_public(run, runtime.trainer.progress_of(run_id))
+
+
+def _run_public(run: TrainingRun, live: tuple[str, float] | None) -> TrainRunStatus:
+    stage, progress = (run.stage, run.progress)
+    if live is not None and run.status in ("queued", "running") and live[1] >= progress:
+        stage, progress = live
+    return TrainRunStatus(
+        run_id=run.id,
+        trigger=run.trigger,
+        status=run.status,  # type: ignore[arg-type]
+        stage=stage,
+        progress=round(min(max(progress, 0.0), 1.0), 4),
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        version=run.version,
+        result=TrainResult.model_validate(run.result) if run.result else None,
+        error=run.error,
+    )
+
+
+@router.get("/audit", response_model=AuditResponse)
+async def audit(
+    session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> AuditResponse:
+    """Gate decisions and rollbacks, newest first, with their figures."""
+    entries = await store.list_audit(session, limit)
+    return AuditResponse(
+        entries=[AuditEntryPublic.model_validate(e, from_attributes=True) for e in entries]
     )
 
 
@@ -167,7 +304,12 @@ async def rollback(
     body: Annotated[RollbackRequest | None, Body()] = None,
 ) -> RollbackResponse:
     """Activate an earlier validated version (default: the previously active one)."""
-    active, previous = await rollback_to(session, body.version if body else None)
+    active, previous = await rollback_to(
+        session,
+        body.version if body else None,
+        actor=(body.actor if body else None) or "api",
+        reason=(body.reason if body else None) or "",
+    )
     return RollbackResponse(active=active, previous=previous)
 
 
@@ -179,6 +321,7 @@ async def status(
     histogram = await store.ratings_histogram(session)
     active = await store.get_active_model(session)
     since = await store.last_trained_through(session)
+    latest = await store.latest_run(session)
     ready = active is not None and active.validated
     return StatusResponse(
         observations=sum(histogram.values()),
@@ -196,10 +339,27 @@ async def status(
         retrain_every=settings.retrain_every,
         training=runtime.trainer.running,
         last_training_error=runtime.trainer.last_error,
+        best_of_n=_best_of_n(active) if ready and active is not None else None,
+        last_training_run=latest.id if latest is not None else None,
+    )
+
+
+def _best_of_n(row: ModelVersion) -> BestOfN | None:
+    m = row.metrics
+    if m.get("best_of_n_gain") is None:
+        return None
+    return BestOfN(
+        gain=m["best_of_n_gain"],
+        low=m["best_of_n_low"],
+        high=m["best_of_n_high"],
+        oracle=m.get("best_of_n_oracle"),
+        sets=m.get("best_of_n_sets", 0),
+        model_version=row.version,
     )
 
 
 def _public(row: ModelVersion) -> ModelVersionPublic:
+    baseline = row.baseline or {}
     return ModelVersionPublic(
         version=row.version,
         status=row.status,
@@ -215,6 +375,13 @@ def _public(row: ModelVersion) -> ModelVersionPublic:
         trigger=row.trigger,
         created_at=row.created_at,
         activated_at=row.activated_at,
+        gate=GateResult.model_validate(baseline["gate"]) if baseline.get("gate") else None,
+        incumbent=baseline.get("incumbent"),
+        incumbent_metrics=(
+            HeldOutMetrics(**baseline["incumbent_metrics"])
+            if baseline.get("incumbent_metrics")
+            else None
+        ),
     )
 
 

@@ -298,6 +298,8 @@ def test_status_and_models_before_any_model(client: TestClient) -> None:
         "retrain_every": 100,
         "training": False,
         "last_training_error": None,
+        "best_of_n": None,
+        "last_training_run": None,
     }
     assert client.get("/ml/models").json() == {
         "active": None,

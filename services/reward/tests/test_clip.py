@@ -22,6 +22,7 @@ from services.reward.clip import load_clip
 from services.reward.main import create_app
 from services.reward.models import CachedFeatures
 from services.reward.tests.test_training_api import make_settings, observe, predict
+from services.reward.tests.test_training_api import trained as train_result
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torch")
@@ -95,7 +96,7 @@ def test_service_trains_and_predicts_with_clip(database_url: str, tiny_clip: Pat
         assert models["clip"]["available"] is True and models["feature_set"] == "classical+clip"
         for i in range(40):
             observe(client, i)
-        trained = client.post("/ml/train").json()
+        trained = train_result(client)
         # Both candidates were fitted and scored on the same held-out set.
         assert set(trained["candidates"]) == {"classical", "classical+clip"}
         assert trained["feature_set"] in trained["candidates"]

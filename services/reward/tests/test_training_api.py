@@ -94,6 +94,36 @@ def predict(client: TestClient, images: list[bytes], **kwargs: Any) -> Any:
     return client.post("/ml/predict_rating", files=files, params=kwargs)
 
 
+def train(client: TestClient) -> dict[str, Any]:
+    """POST /ml/train (202), wait for the background run, return GET /ml/train/{id}."""
+    accepted = client.post("/ml/train")
+    assert accepted.status_code == 202, accepted.text
+    body = accepted.json()
+    assert body["status_url"] == f"/ml/train/{body['run_id']}"
+    runtime = client.app.state.reward  # type: ignore[attr-defined]
+    assert client.portal is not None
+    client.portal.call(runtime.trainer.wait_idle)
+    status = client.get(body["status_url"])
+    assert status.status_code == 200, status.text
+    run: dict[str, Any] = status.json()
+    assert run["run_id"] == body["run_id"] and run["stage"] == "done" and run["progress"] == 1
+    return run
+
+
+def trained(client: TestClient) -> dict[str, Any]:
+    run = train(client)
+    assert run["status"] == "succeeded", run
+    result: dict[str, Any] = run["result"]
+    assert run["version"] == result["version"]
+    return result
+
+
+def demand_srcc(client: TestClient, minimum: float) -> None:
+    """Change the gate's minimum SRCC of the running service."""
+    trainer = client.app.state.reward.trainer  # type: ignore[attr-defined]
+    trainer.settings = trainer.settings.model_copy(update={"min_srcc": minimum})
+
+
 def rows(client: TestClient, model: type) -> list[Any]:
     async def load() -> list[Any]:
         async with client.app.state.sessions() as session:  # type: ignore[attr-defined]
@@ -109,35 +139,30 @@ def test_no_model_means_409_and_too_few_ratings_refuse_training(client: TestClie
     assert response.json()["error"]["code"] == "no_validated_model"
     for i in range(6):
         observe(client, i)
-    refused = client.post("/ml/train")
-    assert refused.status_code == 409
-    body = refused.json()
-    assert body["error"]["code"] == "not_enough_data"
-    assert "valoraciones" in body["detail"]
+    refused = train(client)
+    assert refused["status"] == "failed" and refused["result"] is None
+    assert refused["error"]["code"] == "not_enough_data"
+    assert "Sigue valorando" in refused["error"]["message"]
     assert client.get("/ml/models").json()["models"] == []
+    assert client.get("/ml/train/tr-nope").status_code == 404
 
 
 def test_train_validate_predict_and_gate(client: TestClient) -> None:
     for i in range(40):
         observe(client, i)
-    trained = client.post("/ml/train")
-    assert trained.status_code == 200, trained.text
-    first = trained.json()
+    first = trained(client)
     assert first["version"] == "rm-0001"
     assert first["validated"] is True and first["activated"] is True
     assert first["feature_set"] == "classical" and first["incumbent"] is None
     assert first["n_train"] + first["n_holdout"] == 40 and first["n_holdout"] >= 3
     assert first["metrics"]["mae"] < first["baseline"]["mae"]
-    assert set(first["metrics"]) == {
-        "n",
-        "srcc",
-        "plcc",
-        "mae",
-        "within_05",
-        "coverage_68",
-        "coverage_95",
-        "mean_std",
-    }
+    assert {"srcc", "plcc", "mae", "within_05", "pair_accuracy", "best_of_n_gain"} <= set(
+        first["metrics"]
+    )
+    assert [c["name"] for c in first["gate"]["checks"]] == [
+        "srcc_minimum",
+        "mae_vs_constant",
+    ]
 
     status = client.get("/ml/status").json()
     assert status["ready_for_inference"] is True
@@ -161,18 +186,38 @@ def test_train_validate_predict_and_gate(client: TestClient) -> None:
     again = predict(client, candidates).json()  # features now come from the cache
     assert again["predictions"] == preds
 
-    # The gate: retraining on the same data cannot beat the active model.
-    second = client.post("/ml/train").json()
+    # The gate: retraining on the same data gives the same model, which is not worse
+    # than the active one on any check (every difference is 0), so it goes live.
+    second = trained(client)
     assert second["version"] == "rm-0002" and second["incumbent"] == "rm-0001"
-    assert second["validated"] is False and second["activated"] is False
-    assert "rejected" in second["reason"]
+    assert second["validated"] is True and second["activated"] is True
+    checks = {c["name"]: c for c in second["gate"]["checks"]}
+    assert {"srcc_vs_active", "mae_vs_active"} <= set(checks)
+    assert checks["srcc_vs_active"]["candidate"] == checks["srcc_vs_active"]["reference"]
+    assert second["incumbent_metrics"] == second["metrics"]
+    # A model that does not clear the minimum SRCC is rejected, and says why.
+    demand_srcc(client, 0.9999)
+    third = trained(client)
+    assert third["version"] == "rm-0003" and third["activated"] is False
+    assert "rejected" in third["reason"] and "minimum" in third["reason"]
     models = client.get("/ml/models").json()
-    assert models["active"] == "rm-0001" and models["models"] == ["rm-0002", "rm-0001"]
+    assert models["active"] == "rm-0002"
+    assert models["models"] == ["rm-0003", "rm-0002", "rm-0001"]
     statuses = {v["version"]: v["status"] for v in models["versions"]}
-    assert statuses == {"rm-0001": "active", "rm-0002": "rejected"}
+    assert statuses == {"rm-0001": "inactive", "rm-0002": "active", "rm-0003": "rejected"}
+    rejected = models["versions"][0]
+    assert rejected["gate"]["passed"] is False and rejected["incumbent"] == "rm-0002"
+    assert rejected["metrics"]["srcc"] == third["metrics"]["srcc"]
+    audit = client.get("/ml/audit").json()["entries"]
+    assert [(e["action"], e["version"]) for e in audit] == [
+        ("gate_rejected", "rm-0003"),
+        ("gate_passed", "rm-0002"),
+        ("gate_passed", "rm-0001"),
+    ]
+    assert audit[0]["details"]["gate"] == rejected["gate"]
     # A rejected version can still be asked for explicitly, and says so.
-    shadow = predict(client, candidates[:2], version="rm-0002").json()
-    assert shadow["model_version"] == "rm-0002" and shadow["validated"] is False
+    shadow = predict(client, candidates[:2], version="rm-0003").json()
+    assert shadow["model_version"] == "rm-0003" and shadow["validated"] is False
     assert predict(client, candidates[:1], version="rm-9999").status_code == 404
 
     # Bad batches are refused as a whole.
@@ -185,8 +230,9 @@ def test_train_validate_predict_and_gate(client: TestClient) -> None:
 def test_rollback_only_to_validated_versions(client: TestClient) -> None:
     for i in range(40):
         observe(client, i)
-    assert client.post("/ml/train").json()["activated"] is True  # rm-0001
-    assert client.post("/ml/train").json()["activated"] is False  # rm-0002, rejected
+    assert trained(client)["activated"] is True  # rm-0001
+    demand_srcc(client, 0.9999)
+    assert trained(client)["activated"] is False  # rm-0002, rejected
     assert client.post("/ml/models/rollback").status_code == 409  # nothing earlier
     refused = client.post("/ml/models/rollback", json={"version": "rm-0002"})
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "rollback_refused"
@@ -209,8 +255,15 @@ def test_rollback_only_to_validated_versions(client: TestClient) -> None:
     assert back.status_code == 200, back.text
     assert back.json() == {"active": "rm-0001", "previous": "rm-0002"}
     assert client.get("/ml/status").json()["model_version"] == "rm-0001"
-    forward = client.post("/ml/models/rollback", json={"version": "rm-0002"}).json()
+    forward = client.post(
+        "/ml/models/rollback", json={"version": "rm-0002", "actor": "ana", "reason": "test"}
+    ).json()
     assert forward == {"active": "rm-0002", "previous": "rm-0001"}
+    latest = client.get("/ml/audit", params={"limit": 2}).json()["entries"]
+    assert [(e["action"], e["version"], e["previous"], e["actor"]) for e in latest] == [
+        ("rollback", "rm-0002", "rm-0001", "ana"),
+        ("rollback", "rm-0001", "rm-0002", "api"),
+    ]
     assert [r.status for r in rows(client, ModelVersion) if r.status == "active"] == ["active"]
 
 
@@ -239,7 +292,7 @@ def test_model_survives_a_restart_and_a_corrupt_blob_is_refused(database_url: st
     with connect(settings) as client:
         for i in range(40):
             observe(client, i)
-        assert client.post("/ml/train").json()["activated"] is True
+        assert trained(client)["activated"] is True
         before = predict(client, [image(200, 0)]).json()
     with connect(settings) as client:
         assert client.get("/ml/status").json()["ready_for_inference"] is True
@@ -279,7 +332,7 @@ def test_predict_with_an_original(client: TestClient) -> None:
     original = image(1, 0)
     for i in range(40):
         observe(client, i, original=original if i % 2 else None)
-    assert client.post("/ml/train").json()["activated"] is True
+    assert trained(client)["activated"] is True
     response = predict(client, [image(300, 0), image(301, 4)], original=original)
     assert response.status_code == 200, response.text
     assert len(response.json()["predictions"]) == 2
@@ -292,13 +345,16 @@ def test_with_s3_storage_a_new_replica_serves_the_model_without_local_files(
 
     s3_bucket(s3_endpoint, "reward-replicas")
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'reward.db'}"
-    storage = {"storage_url": "s3://reward-replicas/reward", "s3_endpoint_url": s3_endpoint,
-               "aws_region": "us-east-1"}
+    storage = {
+        "storage_url": "s3://reward-replicas/reward",
+        "s3_endpoint_url": s3_endpoint,
+        "aws_region": "us-east-1",
+    }
     first = make_settings(database_url, data_dir=tmp_path / "first", **storage)
     with connect(first) as client:
         for i in range(40):
             observe(client, i)
-        assert client.post("/ml/train").json()["activated"] is True
+        assert trained(client)["activated"] is True
         before = predict(client, [image(200, 0)]).json()
     # Another task with a fresh disk and the same database and bucket (a Fargate restart).
     second = make_settings(database_url, data_dir=tmp_path / "second", **storage)
@@ -306,11 +362,10 @@ def test_with_s3_storage_a_new_replica_serves_the_model_without_local_files(
         assert predict(client, [image(200, 0)]).json() == before
     # A new feature size makes every stored vector stale: retraining re-extracts
     # features from the labelled images, which only S3 holds.
-    resized = make_settings(database_url, data_dir=tmp_path / "third", feature_size=96,
-                            **storage)
+    resized = make_settings(database_url, data_dir=tmp_path / "third", feature_size=96, **storage)
     with connect(resized) as client:
-        trained = client.post("/ml/train").json()
-        assert trained["n_train"] + trained["n_holdout"] == 40, trained
+        result = trained(client)
+        assert result["n_train"] + result["n_holdout"] == 40, result
     for replica in ("first", "second", "third"):  # no model or image on any local disk
         assert not [f for f in (tmp_path / replica).rglob("*") if f.is_file()], replica
 
@@ -325,39 +380,56 @@ def postgres_url() -> Iterator[str]:
     yield from postgres_database()
 
 
-def test_two_replicas_training_at_once_get_distinct_versions(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Two services on one PostgreSQL database and one blob store train concurrently:
-    the registry lock gives them distinct versions, and the active model still loads."""
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    from services.reward.registry import ModelRegistry
-
-    # Hold each save until the other replica reaches its own (or 2 s pass): without
-    # the lock both would get here with the same version name.
-    original_save = ModelRegistry.save
-    arrived: list[str] = []
-    both = threading.Event()
-
-    def meeting_save(self: ModelRegistry, version: str, model: Any) -> Any:
-        arrived.append(version)
-        if len(arrived) == 2:
-            both.set()
-        both.wait(timeout=2)
-        return original_save(self, version, model)
-
-    monkeypatch.setattr(ModelRegistry, "save", meeting_save)
+def test_two_replicas_asked_at_once_train_once(postgres_url: str) -> None:
+    """Two services on one PostgreSQL database: the second request finds the first
+    run under way (any replica) and returns it instead of starting another."""
     data_dir = Path(tempfile.mkdtemp(prefix="reward-test-"))
     settings = make_settings(postgres_url, data_dir=data_dir)
     with connect(settings) as first, connect(settings) as second:
         for i in range(40):
             observe(first, i)
-        with ThreadPoolExecutor(2) as pool:
-            answers = list(pool.map(lambda c: c.post("/ml/train"), [first, second]))
-        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
-        versions = sorted(a.json()["version"] for a in answers)
-        assert versions == ["rm-0001", "rm-0002"]
+        a = first.post("/ml/train").json()
+        b = second.post("/ml/train").json()
+        assert b["run_id"] == a["run_id"] and b["existing"] is True and a["existing"] is False
         for client in (first, second):
-            assert predict(client, [image(200, 0)]).status_code == 200
+            assert client.portal is not None
+            trainer = client.app.state.reward.trainer  # type: ignore[attr-defined]
+            client.portal.call(trainer.wait_idle)
+        run = second.get(a["status_url"]).json()  # the other replica answers too
+        assert run["status"] == "succeeded" and run["version"] == "rm-0001"
+        assert second.get("/ml/models").json()["models"] == ["rm-0001"]
+        assert predict(second, [image(200, 0)]).status_code == 200
+
+
+def test_a_training_skips_while_another_replica_holds_the_lock(postgres_url: str) -> None:
+    """The cross-replica lock: while another connection holds it, a run is skipped."""
+    from services.common.db import create_engine
+    from services.reward import store
+
+    settings = make_settings(postgres_url)
+    with connect(settings) as client:
+        for i in range(40):
+            observe(client, i)
+        holder = create_engine(postgres_url)
+
+        async def take() -> Any:
+            conn = await holder.connect()
+            assert await store.try_training_lock(conn)
+            await conn.commit()
+            return conn
+
+        async def give_back(conn: Any) -> None:
+            await store.release_training_lock(conn)
+            await conn.commit()
+            await conn.close()
+            await holder.dispose()
+
+        assert client.portal is not None
+        conn = client.portal.call(take)
+        try:
+            run = train(client)
+        finally:
+            client.portal.call(give_back, conn)
+        assert run["status"] == "skipped" and run["error"]["code"] == "training_busy"
+        assert client.get("/ml/models").json()["models"] == []
+        assert trained(client)["version"] == "rm-0001"  # the lock is free again
