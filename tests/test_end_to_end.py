@@ -85,7 +85,10 @@ def test_full_training_loop(backend_cluster: Cluster) -> None:
         })
         assert rated.status_code == 200, rated.text
         body = rated.json()
-        assert body["success"] and body["ml_updated"]
+        # ml_updated says whether the optimizer acknowledged within the short wait
+        # (GATEWAY_RATE_DELIVERY_TIMEOUT_SECONDS); either way the message says so.
+        assert body["success"]
+        assert body["ml_updated"] or "en cuanto responda" in body["message"]
         assert body["samples_collected"] == 2
         assert body["current_best_rating"] == 4.0
 

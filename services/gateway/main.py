@@ -80,6 +80,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def stop_background(app: FastAPI) -> None:
         ctx: Context = app.state.context
         app.state.gauges.cancel()
+        await asyncio.gather(app.state.gauges, return_exceptions=True)
         await ctx.jobs.stop()
         await ctx.outbox.stop()
         await ctx.clients.aclose()

@@ -8,8 +8,8 @@ never holds up the others' messages:
 
 - each loop claims its due rows with a lease (two deliverers never send the same
   row at once), sends them (the optimizer and evolution take up to
-  ``GATEWAY_OUTBOX_BATCH_SIZE`` per request; the reward service a few images at a
-  time), and marks them delivered;
+  ``GATEWAY_OUTBOX_BATCH_SIZE`` per request, the reward service up to 32 images
+  through ``/ml/observe_batch``), and marks them delivered;
 - a service that cannot be reached or fails (5xx) is retried with the shared
   capped, jittered backoff, per row;
 - a service that *refuses* a message (4xx) will refuse it again: the row becomes
@@ -23,6 +23,7 @@ twice (a crash between sending and marking) is still counted once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -48,8 +49,8 @@ log = logging.getLogger(__name__)
 
 TARGETS = ("optimizer", "evolution", "reward")
 LEASE_SECONDS = 60.0
-REWARD_CONCURRENCY = 4
-"""Images sent to the reward service at once (each is its own multipart request)."""
+REWARD_BATCH = 32
+"""Images sent to the reward service in one ``/ml/observe_batch`` request (its maximum)."""
 
 
 def outbox_messages(
@@ -149,7 +150,7 @@ class OutboxDeliverer:
 
         Returns True when a full batch was claimed (call again: more may be due).
         """
-        size = self.settings.outbox_batch_size if target != "reward" else REWARD_CONCURRENCY
+        size = self.settings.outbox_batch_size if target != "reward" else REWARD_BATCH
         batch = await self._claim(target, rating_ids, size)
         if batch:
             await self._send_batch(target, batch)
@@ -196,10 +197,13 @@ class OutboxDeliverer:
             return sorted(rows, key=lambda m: m.id)
 
     async def _send_batch(self, target: str, batch: list[OutboxMessage]) -> None:
-        if target == "reward":
-            await asyncio.gather(*(self._send_one(target, m) for m in batch))
+        if target == "reward" and len(batch) == 1:
+            await self._send_one(target, batch[0])
             return
         try:
+            if target == "reward":
+                await self._post_observations(batch)
+                return
             await self._post_results(target, batch)
         except SiblingRefused as refused:
             if len(batch) == 1:
@@ -232,6 +236,43 @@ class OutboxDeliverer:
         path = "/ml/update_model" if target == "optimizer" else "/prompts/results"
         client = self.clients.optimizer if target == "optimizer" else self.clients.evolution
         await client.post(path, json={"results": results})
+
+    async def _post_observations(self, batch: list[OutboxMessage]) -> None:
+        """Several labelled images in one ``/ml/observe_batch`` call; the reward service
+        answers per item, so a refused image is rejected and the others delivered."""
+        items: list[dict[str, Any]] = []
+        files: list[tuple[str, tuple[str, bytes, str]]] = []
+        originals: list[str] = []
+        for message in batch:
+            payload: dict[str, Any] = message.payload
+            item: dict[str, Any] = dict(payload["form"])
+            for number in ("rating", "revision"):
+                if number in item:
+                    item[number] = int(item[number])
+            files.append(("images", (f"{message.rating_id}.jpg",
+                                     await self.blobs.get(payload["blob_key"]), "image/jpeg")))
+            if payload.get("original_blob_key"):
+                if payload["original_blob_key"] not in originals:
+                    originals.append(payload["original_blob_key"])
+                item["original"] = originals.index(payload["original_blob_key"])
+            items.append(item)
+        for key in originals:
+            files.append(("originals", ("original.jpg", await self.blobs.get(key), "image/jpeg")))
+        answer = await self.clients.reward.post(
+            "/ml/observe_batch", data={"observations": json.dumps(items)}, files=files)
+        outcome = {int(r["index"]): r for r in answer["results"]}
+        delivered = [m for i, m in enumerate(batch)
+                     if outcome.get(i, {}).get("status") in ("stored", "duplicate")]
+        if delivered:
+            await self._mark_delivered(delivered)
+        for i, message in enumerate(batch):
+            result = outcome.get(i)
+            if result is None:
+                await self._reschedule([message], RuntimeError("missing from the answer"))
+            elif result.get("status") == "rejected":
+                error = result.get("error") or {}
+                await self._reject([message], SiblingRefused("reward", 422, {
+                    "detail": error.get("message"), "error": error}))
 
     async def _post_observation(self, message: OutboxMessage) -> None:
         payload: dict[str, Any] = message.payload

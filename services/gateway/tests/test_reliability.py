@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.common.http import InternalClient
 from services.common.testing import wait_for
@@ -22,7 +22,16 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.testing import sign_in_with_token
 from services.gateway.tests.test_api import create, wait_generated
 
-DELIVERY_PATHS = {"/ml/update_model", "/prompts/results", "/ml/observe"}
+DELIVERY_PATHS = {"/ml/update_model", "/prompts/results", "/ml/observe", "/ml/observe_batch"}
+
+
+def accept(request: httpx.Request) -> httpx.Response:
+    """What a receiver answers when it takes everything (per item for a reward batch)."""
+    if request.url.path == "/ml/observe_batch":
+        count = request.content.count(b'name="images"')
+        return httpx.Response(200, json={"results": [
+            {"index": i, "rating_id": f"r{i}", "status": "stored"} for i in range(count)]})
+    return httpx.Response(200, json={"ok": True})
 
 
 class FakeSibling:
@@ -33,7 +42,7 @@ class FakeSibling:
     def __init__(self, name: str, answer: Any = None) -> None:
         self.name = name
         self.calls: list[httpx.Request] = []
-        self.answer = answer or (lambda request: httpx.Response(200, json={"ok": True}))
+        self.answer = answer or accept
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if request.url.path not in DELIVERY_PATHS and not request.url.path.startswith(
@@ -79,6 +88,14 @@ def state(row: OutboxMessage) -> str:
     return "rejected" if row.rejected_at else "delivered" if row.delivered_at else "pending"
 
 
+def settled(gateway: TestClient, target: str, count: int) -> None:
+    """Wait until ``target``'s ``count`` messages were each tried and none is in flight,
+    so swapping the fake receiver cannot race an attempt still using the old one."""
+    wait_for(lambda: len(rows := [r for r in outbox_rows(gateway) if r.target == target]) == count
+             and all(r.last_error and r.lease_expires_at is None for r in rows), 10,
+             f"every {target} message to have been tried")
+
+
 def refuse_with_422(request: httpx.Request) -> httpx.Response:
     return httpx.Response(422, json={"detail": "rater: vacío", "error": {
         "code": "validation_failed", "message": "rater: vacío", "message_en": "rater: empty"}})
@@ -115,21 +132,22 @@ def test_a_refused_batch_is_split_so_only_the_bad_message_is_rejected(
         results = json.loads(request.content)["results"]
         if any(r["rating"] == 2 for r in results):
             return refuse_with_422(request)
-        return httpx.Response(200, json={"ok": True})
+        return accept(request)
 
     ctx = gateway.app.state.context  # type: ignore[attr-defined]
     down = FakeSibling("optimizer", lambda r: httpx.Response(503, text="down"))
     install(gateway, optimizer=down, evolution=FakeSibling("evolution"),
             reward=FakeSibling("reward"))
     ids = [rated_experiment(gateway, stars) for stars in (4, 2, 5)]
+    settled(gateway, "optimizer", 3)
     # The optimizer comes back: the three wait in one batch, one of them poisoned.
     optimizer = FakeSibling("optimizer", refuse_the_one_with_a_zero)
     install(gateway, optimizer=optimizer)
 
     async def release() -> None:
-        async with ctx.sessions() as session, session.begin():
-            for row in (await session.execute(select(OutboxMessage))).scalars():
-                row.next_attempt_at = row.created_at
+        async with ctx.sessions() as session, session.begin():  # one write, no read first
+            await session.execute(update(OutboxMessage).values(
+                next_attempt_at=OutboxMessage.created_at, lease_expires_at=None))
         await ctx.outbox.deliver_due("optimizer")
 
     assert gateway.portal is not None
@@ -251,3 +269,36 @@ def test_version_names_are_quoted_into_internal_urls(gateway: TestClient) -> Non
     assert answer.status_code == 404
     assert [r.url.raw_path.decode() for r in evolution.calls][0] == \
         "/prompts/versions/v1.0.0%3Fx%3D1"
+
+
+def test_due_observations_go_to_the_reward_service_in_one_batch(gateway: TestClient) -> None:
+    down = FakeSibling("reward", lambda r: httpx.Response(503, text="down"))
+    install(gateway, optimizer=FakeSibling("optimizer"), evolution=FakeSibling("evolution"),
+            reward=down)
+    ids = [rated_experiment(gateway, stars) for stars in (3, 4, 5)]
+    settled(gateway, "reward", 3)
+
+    def refuse_the_second(request: httpx.Request) -> httpx.Response:
+        count = request.content.count(b'name="images"')
+        return httpx.Response(200, json={"results": [
+            {"index": i, "rating_id": "x", "status": "rejected" if i == 1 else "stored",
+             "error": {"code": "invalid_image", "message": "no es una imagen",
+                       "message_en": "not an image"} if i == 1 else None}
+            for i in range(count)]})
+
+    reward = FakeSibling("reward", refuse_the_second)
+    install(gateway, reward=reward)
+    ctx = gateway.app.state.context  # type: ignore[attr-defined]
+
+    async def release() -> None:
+        async with ctx.sessions() as session, session.begin():  # one write, no read first
+            await session.execute(update(OutboxMessage).values(
+                next_attempt_at=OutboxMessage.created_at, lease_expires_at=None))
+        await ctx.outbox.deliver_due("reward")
+
+    assert gateway.portal is not None
+    gateway.portal.call(release)
+    assert [r.url.path for r in reward.calls] == ["/ml/observe_batch"]
+    assert reward.calls[0].content.count(b'name="images"') == 3
+    by_rating = {r.rating_id: state(r) for r in outbox_rows(gateway) if r.target == "reward"}
+    assert by_rating == {ids[0]: "delivered", ids[1]: "rejected", ids[2]: "delivered"}

@@ -212,7 +212,7 @@ def test_partial_dependence_before_and_after_the_model(live: Service) -> None:
 
 
 def test_partial_dependence_per_provider_and_as_a_slice(live: Service) -> None:
-    leonardo = {"api": "leonardo", "init_strength": 0.2, "guidance_scale": 9,
+    leonardo = {"api": "leonardo", "init_strength": 0.8, "guidance_scale": 9,  # strength 0.2
                 "controlnet_weight": 0.9}
     batch = [result(i, rating=1 + i % 5) for i in range(6)]
     batch.append(result(6, rating=4) | {"parameters": leonardo})
@@ -308,7 +308,7 @@ def test_the_observation_log_reads_new_rows_and_reconciles(
 
 
 def test_history_follows_each_provider(live: Service) -> None:
-    leonardo = {"api": "leonardo", "init_strength": 0.2, "guidance_scale": 9,
+    leonardo = {"api": "leonardo", "init_strength": 0.8, "guidance_scale": 9,  # strength 0.2
                 "controlnet_weight": 0.9}
     batch = [result(i, rating=1 + i % 5) for i in range(6)]
     batch.append(result(6, rating=4) | {"parameters": leonardo})
