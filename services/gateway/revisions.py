@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import utcnow
 from services.common.errors import ValidationFailed
+from services.gateway import audit
 from services.gateway.context import Context
 from services.gateway.errors import ExperimentNotFound, RatingRejected
 from services.gateway.experiments import load_experiment
@@ -139,8 +140,12 @@ async def revise_experiment(ctx: Context, body: RateIn, *, rater: str) -> list[s
                 await session.flush()
                 send = item.rating is not None
             else:
+                before = rating.rating
                 send = _apply(rating, item.rating, item.comments.strip(),
                               item.cannot_judge_reason)
+                await audit.record(session, rater, "rating_edited", rating.id, None,
+                                   via="undo", before=before, after=rating.rating,
+                                   revision=rating.revision)
                 if body.seconds_to_rate is not None:
                     rating.seconds_to_rate = (rating.seconds_to_rate or 0) + body.seconds_to_rate
             if send:
@@ -165,7 +170,11 @@ async def revise_rating(ctx: Context, rating_id: str, edit: RatingEditIn, editor
         assert variant is not None and experiment is not None
         original = await session.get(Image, experiment.original_image_id)
         assert original is not None
+        before = rating.rating
         send = _apply(rating, edit.rating, edit.comments.strip(), None)
+        await audit.record(session, editor.strip(), "rating_edited", rating.id, None,
+                           via="history", before=before, after=rating.rating,
+                           revision=rating.revision)
         if send:
             await _queue(session, rating, variant, experiment, original)
     if send:

@@ -85,6 +85,11 @@ def test_undo_and_edit_are_revisions_of_the_same_rating(gateway: TestClient) -> 
     targets = ("evolution", "optimizer", "reward")
     assert outbox(gateway) == sorted(
         [(first[o].id, t, n) for o in "AB" for t in targets for n in (1, 2)])
+    # Both corrections are in the audit log, with who, what before and after.
+    admin = {"Authorization": f"Bearer {add_user(gateway, 'jefa', 'admin')}"}
+    log = gateway.get("/admin/audit", params={"action": "rating_edited"}, headers=admin).text
+    assert log.count("audit-rating_edited") == 3  # A and B after undo (B unchanged), B from history
+    assert "via: history" in log and "before: 5" in log and "after: 3" in log
 
 
 def test_only_her_trainer_may_correct_a_rating(gateway: TestClient) -> None:
