@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.common.errors import NotFound, ValidationFailed
 from services.gateway import dashboard, history, quality, repeats
-from services.gateway.api.deps import AdminDep, ContextDep, LangDep, require_user
+from services.gateway.api.deps import AdminDep, ContextDep, LangDep, UserDep, require_user
 from services.gateway.api.rendering import render, translator
 from services.gateway.charts import format_number, format_percent
 from services.gateway.i18n import Translator
@@ -51,7 +51,8 @@ async def status_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLR
 
 # history -----------------------------------------------------------------------------
 @router.get("/train/history", include_in_schema=False)
-async def history_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
+async def history_page(request: Request, ctx: ContextDep, lang: LangDep, user: UserDep
+                       ) -> HTMLResponse:
     params = request.query_params
     sort = params.get("sort") or "newest"
     if sort not in SORTS:
@@ -68,12 +69,10 @@ async def history_page(request: Request, ctx: ContextDep, lang: LangDep) -> HTML
     rows = await history.export_rows(ctx, filters)
     chart = dashboard.history_chart([(r.rating, r.provider, r.prompt_version) for r in rows
                                      if r.rating is not None], translator(request, lang))
-    # Editing one's own rating (issue 11's route), offered once that route exists.
-    can_edit = any(getattr(r, "path", "") == "/train/ratings/{rating_id}/edit"
-                   for r in request.app.routes)
+    # A trainer may correct her own ratings (rating_page's /train/ratings/{id}/edit).
     return render(request, lang, "history.html", page="history", result=result,
                   filters=filters, choices=choices, sort=sort, per_page=per_page, chart=chart,
-                  can_edit=can_edit, trainer=request.cookies.get("trainer", ""),
+                  can_edit=True, trainer=user.username,
                   query=filters.query_string(), **_formatters(lang))
 
 
