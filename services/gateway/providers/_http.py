@@ -97,6 +97,17 @@ class CreateOutcomeUnknown(Exception):
         self.params = params
         self.answered = answered
 
+    def final_error(self, provider: str, step: str, attempts: int) -> ProviderError:
+        """The variant's error once no generation was found and no retry is left: the
+        service answered an error each time (retryable later), or it may still have
+        the request (not retried automatically: a second create could be billed twice)."""
+        if self.answered:
+            return provider_error("retries_exhausted", retryable=True, provider=provider,
+                                  step=step, attempts=attempts, reason=self.reason,
+                                  **self.params)
+        return provider_error("create_outcome_unknown", retryable=False, provider=provider,
+                              step=step, reason=self.reason, **self.params)
+
 
 class UploadRefused(Exception):
     """A presigned storage URL refused the upload (403: expired or policy mismatch)."""

@@ -266,13 +266,7 @@ class LeonardoProvider:
                 if unknown.answered and creates <= self.policy.max_retries:
                     await http.pause(creates - 1)
                     continue  # the service answered an error and created nothing
-                if unknown.answered:
-                    raise provider_error("retries_exhausted", retryable=True, provider=LABEL,
-                                         step="create_generation", attempts=creates,
-                                         reason=unknown.reason, **unknown.params) from None
-                raise provider_error("create_outcome_unknown", retryable=False,
-                                     provider=LABEL, step="create_generation",
-                                     reason=unknown.reason, **unknown.params) from None
+                raise unknown.final_error(LABEL, "create_generation", creates) from None
             job = created.get("sdGenerationJob") if isinstance(created, dict) else None
             job = job if isinstance(job, dict) else {}
             generation_id = job.get("generationId")

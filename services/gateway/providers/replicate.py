@@ -262,13 +262,7 @@ class ReplicateProvider:
                 if unknown.answered and creates <= self.policy.max_retries:
                     await http.pause(creates - 1)
                     continue  # the service answered an error and created nothing
-                if unknown.answered:
-                    raise provider_error("retries_exhausted", retryable=True, provider=LABEL,
-                                         step="create_prediction", attempts=creates,
-                                         reason=unknown.reason, **unknown.params) from None
-                raise provider_error("create_outcome_unknown", retryable=False,
-                                     provider=LABEL, step="create_prediction",
-                                     reason=unknown.reason, **unknown.params) from None
+                raise unknown.final_error(LABEL, "create_prediction", creates) from None
 
     async def _find(self, http: ProviderHTTP, body: dict[str, Any], sent_at: datetime,
                     unknown: CreateOutcomeUnknown) -> tuple[dict[str, Any] | None, int]:
