@@ -42,12 +42,17 @@ async def refresh(sessions: async_sessionmaker[AsyncSession]) -> None:
     metrics.set_job_queue_depth(queued=jobs.get("queued", 0), running=jobs.get("running", 0))
 
 
-async def keep_refreshed(sessions: async_sessionmaker[AsyncSession]) -> None:
-    while True:
+async def keep_refreshed(sessions: async_sessionmaker[AsyncSession],
+                         stop: asyncio.Event) -> None:
+    """Refresh the gauges until ``stop`` is set (never cut off mid-query)."""
+    while not stop.is_set():
         try:
             await refresh(sessions)
         except DATABASE_DOWN:
             pass  # /readyz and the request handlers already say so
         except Exception:
             log.exception("could not refresh the outbox and job gauges")
-        await asyncio.sleep(GAUGE_REFRESH_SECONDS)
+        try:
+            await asyncio.wait_for(stop.wait(), GAUGE_REFRESH_SECONDS)
+        except TimeoutError:
+            pass

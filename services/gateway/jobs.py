@@ -28,6 +28,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common import metrics
+from services.common.background import stop_gracefully
 from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.gateway.errors import ProviderError
@@ -77,11 +78,10 @@ class JobRunner:
             self._tasks.append(asyncio.create_task(self._worker(n), name=f"generation-worker-{n}"))
 
     async def stop(self) -> None:
+        """Let each worker finish the job in hand, then stop (see ``stop_gracefully``)."""
         self._stopping = True
         self._wakeup.set()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_gracefully(self._tasks, self.settings.shutdown_grace_seconds)
         self._tasks.clear()
 
     def notify(self) -> None:
@@ -97,6 +97,8 @@ class JobRunner:
                 log.exception("could not claim a generation job")
                 job = None
             if job is None:
+                if self._stopping:
+                    break
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self.settings.worker_poll_seconds)

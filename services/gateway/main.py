@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from services.common.app import build_app
+from services.common.background import stop_gracefully
 from services.common.errors import DATABASE_DOWN
 from services.gateway import accounts, gauges, selection
 from services.gateway.api import (
@@ -74,13 +75,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                         "`python -m scripts.users add NAME --role admin|trainer`)", *created)
         runner.start()
         outbox.start()
-        app.state.gauges = asyncio.create_task(gauges.keep_refreshed(app.state.sessions))
+        app.state.stop_gauges = asyncio.Event()
+        app.state.gauges = asyncio.create_task(
+            gauges.keep_refreshed(app.state.sessions, app.state.stop_gauges), name="gauges")
         log.info("providers enabled: %s", ", ".join(sorted(providers)))
 
     async def stop_background(app: FastAPI) -> None:
         ctx: Context = app.state.context
-        app.state.gauges.cancel()
-        await asyncio.gather(app.state.gauges, return_exceptions=True)
+        app.state.stop_gauges.set()
+        await stop_gracefully([app.state.gauges], settings.shutdown_grace_seconds)
         await ctx.jobs.stop()
         await ctx.outbox.stop()
         await ctx.clients.aclose()

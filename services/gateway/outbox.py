@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common import metrics
+from services.common.background import stop_gracefully
 from services.common.backoff import backoff_delay
 from services.common.db import is_postgres, utcnow
 from services.common.errors import ServiceUnavailable
@@ -106,15 +107,18 @@ class OutboxDeliverer:
         self._wakeups = {target: asyncio.Event() for target in TARGETS}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[bool]] = set()
+        self._stopping = False
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._loop(target), name=f"outbox-{target}")
                        for target in TARGETS]
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._background]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        """Finish the delivery passes in progress, then stop (see ``stop_gracefully``)."""
+        self._stopping = True
+        self.notify()
+        await stop_gracefully([*self._tasks, *self._background],
+                              self.settings.shutdown_grace_seconds)
 
     def notify(self) -> None:
         for event in self._wakeups.values():
@@ -122,9 +126,9 @@ class OutboxDeliverer:
 
     async def _loop(self, target: str) -> None:
         failures = 0
-        while True:
+        while not self._stopping:
             try:
-                while await self.deliver_due(target):
+                while await self.deliver_due(target) and not self._stopping:
                     pass  # a full batch went out: there may be more
                 failures = 0
             except (DBAPIError, OSError) as exc:
@@ -136,6 +140,8 @@ class OutboxDeliverer:
             except Exception:
                 log.exception("outbox %s: delivery pass failed", target)
             wakeup = self._wakeups[target]
+            if self._stopping:
+                break
             wakeup.clear()
             wait = (backoff_delay(failures, base=self.settings.outbox_poll_seconds,
                                   cap=self.settings.outbox_max_backoff_seconds)

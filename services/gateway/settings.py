@@ -119,6 +119,9 @@ class GatewaySettings(ServiceSettings):
     """How often idle workers look for jobs queued by other replicas."""
     events_poll_seconds: float = 0.25
     """How often a progress stream (server-sent events) checks for changes."""
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    """On shutdown, how long background work may take to finish its current step
+    before it is cancelled (an unfinished generation is resumed by the next start)."""
 
     # providers ----------------------------------------------------------------------
     leonardo_api_key: str = Field(default="", repr=False,

@@ -97,6 +97,22 @@ def test_a_variant_that_is_not_ready_cannot_be_rated(gateway: TestClient) -> Non
     assert retried.json()["options"][1]["status"] in ("queued", "running", "succeeded")
 
 
+def assert_writable_at_once(database_url: str) -> None:
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return  # PostgreSQL's locks end with their connection
+    connection = sqlite3.connect(str(url.database), timeout=0)
+    try:
+        connection.execute("BEGIN IMMEDIATE")  # fails at once if another writer holds on
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
 def test_everything_survives_a_restart(gateway_settings: GatewaySettings) -> None:
     with TestClient(create_app(gateway_settings)) as gateway:
         sign_in_with_token(gateway, "ana")
@@ -104,6 +120,9 @@ def test_everything_survives_a_restart(gateway_settings: GatewaySettings) -> Non
         wait_generated(gateway, created["experiment_id"])
         gateway.post("/api/train/rate", json={
             "experiment_id": created["experiment_id"], "ratings": [{"option": "A", "rating": 2}]})
+    # Shutdown let the deliveries still in flight finish their database step: nothing
+    # holds SQLite's write lock for the next process (it once did, for minutes).
+    assert_writable_at_once(gateway_settings.database_url)
     with TestClient(create_app(gateway_settings)) as gateway:
         sign_in_with_token(gateway, "bea")
         body = gateway.get(f"/api/experiments/{created['experiment_id']}").json()

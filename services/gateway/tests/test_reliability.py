@@ -152,8 +152,14 @@ def test_a_refused_batch_is_split_so_only_the_bad_message_is_rejected(
 
     assert gateway.portal is not None
     gateway.portal.call(release)
-    by_rating = {r.rating_id: state(r) for r in outbox_rows(gateway) if r.target == "optimizer"}
-    assert by_rating == {ids[0]: "delivered", ids[1]: "rejected", ids[2]: "delivered"}
+    # (the background loop may have claimed the released rows first: wait for it to end)
+    expected = {ids[0]: "delivered", ids[1]: "rejected", ids[2]: "delivered"}
+
+    def optimizer_states() -> dict[str, str] | None:
+        found = {r.rating_id: state(r) for r in outbox_rows(gateway) if r.target == "optimizer"}
+        return found if "pending" not in found.values() else None
+
+    assert wait_for(optimizer_states, 30, "the optimizer's batch") == expected
     first = json.loads(optimizer.calls[0].content)["results"]
     assert len(first) == 3  # sent as one batch first
 
@@ -181,7 +187,7 @@ def test_rating_answers_without_waiting_for_a_stuck_optimizer(gateway: TestClien
             if request.url.path != "/ml/update_model":
                 return httpx.Response(503, text="busy")  # suggestions fall back to random
             await never.wait()  # the optimizer took the ratings and went silent
-            raise AssertionError("unreachable")
+            return httpx.Response(503, text="gone")
 
     ctx = gateway.app.state.context  # type: ignore[attr-defined]
     ctx.clients.optimizer = InternalClient("optimizer", "http://optimizer.test", "t",
@@ -195,6 +201,8 @@ def test_rating_answers_without_waiting_for_a_stuck_optimizer(gateway: TestClien
     body = answer.json()
     assert body["ml_updated"] is False and body["samples_collected"] == 1
     assert "en cuanto responda" in body["message"]
+    assert gateway.portal is not None
+    gateway.portal.call(never.set)  # let the background delivery end, so shutdown is quick
 
 
 def test_same_clear_422_on_both_databases_for_text_a_receiver_would_refuse(
