@@ -76,8 +76,9 @@ class HeldProvider:
         self.release = asyncio.Event()
         self.cancelled = False
 
-    async def generate(self, request: GenerationRequest, progress: ProgressCallback
-                       ) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
         await progress("detail", 0.5)
         self.started.set()
         try:
@@ -89,15 +90,18 @@ class HeldProvider:
 
 
 @asynccontextmanager
-async def runners(settings: GatewaySettings, time: SteppedTime, *providers: HeldProvider
-                  ) -> AsyncIterator[list[JobRunner]]:
+async def runners(
+    settings: GatewaySettings, time: SteppedTime, *providers: HeldProvider
+) -> AsyncIterator[list[JobRunner]]:
     """One runner per provider, on one database and one stepped clock."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     blobs = LocalBlobStore(settings.blob_dir)
     try:
-        yield [JobRunner(sessions, blobs, {"local": p}, settings, clock=time, sleep=time.sleep)
-               for p in providers]
+        yield [
+            JobRunner(sessions, blobs, {"local": p}, settings, clock=time, sleep=time.sleep)
+            for p in providers
+        ]
     finally:
         await engine.dispose()
 
@@ -107,8 +111,11 @@ async def only_one_job(runner: JobRunner, owner: str) -> ClaimedJob:
     job = await runner.claim(owner)
     assert job is not None
     async with runner.sessions() as session, session.begin():
-        await session.execute(update(GenerationJob).where(GenerationJob.id != job.id)
-                              .values(status="cancelled", lease_owner=None))
+        await session.execute(
+            update(GenerationJob)
+            .where(GenerationJob.id != job.id)
+            .values(status="cancelled", lease_owner=None)
+        )
     return job
 
 
@@ -121,13 +128,15 @@ async def job_row(runner: JobRunner, job_id: str) -> GenerationJob:
 
 async def enhanced_images(runner: JobRunner) -> int:
     async with runner.sessions() as session:
-        count = await session.scalar(select(func.count()).select_from(Image)
-                                     .where(Image.kind == "enhanced"))
+        count = await session.scalar(
+            select(func.count()).select_from(Image).where(Image.kind == "enhanced")
+        )
     return int(count or 0)
 
 
 def test_the_heartbeat_keeps_a_long_job_leased_past_the_lease_length(
-        gateway_settings: GatewaySettings) -> None:
+    gateway_settings: GatewaySettings,
+) -> None:
     queued_experiment(gateway_settings)
     lease = gateway_settings.job_lease_seconds
 
@@ -154,7 +163,8 @@ def test_the_heartbeat_keeps_a_long_job_leased_past_the_lease_length(
 
 
 def test_a_dead_workers_job_is_resumed_after_the_short_lease_and_says_so(
-        gateway_settings: GatewaySettings) -> None:
+    gateway_settings: GatewaySettings,
+) -> None:
     experiment_id = queued_experiment(gateway_settings)
     lease = gateway_settings.job_lease_seconds
     idle = gateway_settings.model_copy(update={"generation_workers": 0})
@@ -177,22 +187,27 @@ def test_a_dead_workers_job_is_resumed_after_the_short_lease_and_says_so(
             await asyncio.wait_for(rescuing.started.wait(), DEADLINE_S)
             await time.beat()  # the rescuer's heartbeat renews its own lease
 
-            body = (await asyncio.to_thread(gateway.get,
-                                            f"/api/experiments/{experiment_id}")).json()
+            body = (
+                await asyncio.to_thread(gateway.get, f"/api/experiments/{experiment_id}")
+            ).json()
             option = next(o for o in body["options"] if o["variant_id"] == job.variant_id)
             assert (option["status"], option["stage"], option["progress"]) == (
-                "running", "resuming", 0.5)  # the provider's own stage is not shown
-            card = await asyncio.to_thread(gateway.get,
-                                           f"/train/variants/{job.variant_id}/card")
+                "running",
+                "resuming",
+                0.5,
+            )  # the provider's own stage is not shown
+            card = await asyncio.to_thread(gateway.get, f"/train/variants/{job.variant_id}/card")
             assert "Reanudando…" in card.text
             english = await asyncio.to_thread(
-                gateway.get, f"/train/variants/{job.variant_id}/card?lang=en")
+                gateway.get, f"/train/variants/{job.variant_id}/card?lang=en"
+            )
             assert "Resuming…" in english.text
 
             rescuing.release.set()
             await asyncio.wait_for(resumed, DEADLINE_S)
-            body = (await asyncio.to_thread(gateway.get,
-                                            f"/api/experiments/{experiment_id}")).json()
+            body = (
+                await asyncio.to_thread(gateway.get, f"/api/experiments/{experiment_id}")
+            ).json()
             option = next(o for o in body["options"] if o["variant_id"] == job.variant_id)
             assert (option["status"], option["stage"]) == ("succeeded", "done")
             assert await enhanced_images(rescuer) == 1
@@ -203,14 +218,17 @@ def test_a_dead_workers_job_is_resumed_after_the_short_lease_and_says_so(
 
 
 def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(
-        gateway_settings: GatewaySettings) -> None:
+    gateway_settings: GatewaySettings,
+) -> None:
     queued_experiment(gateway_settings)
     lease = gateway_settings.job_lease_seconds
 
     async def scenario() -> None:
         time, stalled_work = SteppedTime(), HeldProvider()
         async with runners(gateway_settings, time, stalled_work, HeldProvider()) as (
-                stalled, rival):
+            stalled,
+            rival,
+        ):
             job = await only_one_job(stalled, "stalls")
             running = asyncio.create_task(stalled.run(job))
             await asyncio.wait_for(stalled_work.started.wait(), DEADLINE_S)
@@ -224,7 +242,10 @@ def test_a_worker_that_lost_its_lease_stops_and_commits_nothing(
             assert stalled_work.cancelled  # the provider's work was stopped
             row = await job_row(rival, job.id)
             assert (row.status, row.lease_owner, row.lease_expires_at) == (
-                "running", "rival", rival_lease)
+                "running",
+                "rival",
+                rival_lease,
+            )
             assert await enhanced_images(rival) == 0
 
     asyncio.run(scenario())
