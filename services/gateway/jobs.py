@@ -5,9 +5,12 @@ a job by taking a *lease* (owner + expiry) in one atomic statement: on PostgreSQ
 the candidate row is locked with ``FOR UPDATE SKIP LOCKED`` so replicas never
 block each other; on SQLite the single ``UPDATE … RETURNING`` runs under the
 database's writer lock, which gives the same guarantee. A running job whose lease
-expired (its worker died) is claimed again. Results are written under a key
-derived from the variant id and committed only by the lease holder, so a variant
-is never generated into two images.
+expired (its worker died) is claimed again. While a worker runs a job, a heartbeat
+renews the lease every ``job_heartbeat_seconds``, so the lease can be short
+(``job_lease_seconds``) and a crashed worker's job is resumed soon; a variant taken
+over that way shows the stage ``resuming`` until it ends. Results are written under
+a key derived from the variant id and committed only by the lease holder, so a
+variant is never generated into two images.
 
 States: queued → running → succeeded | failed | cancelled (running → queued again
 on a retryable error, with backoff).
@@ -22,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,7 +55,11 @@ class ClaimedJob:
 
 
 class JobRunner:
-    """Claims and runs generation jobs with ``settings.generation_workers`` tasks."""
+    """Claims and runs generation jobs with ``settings.generation_workers`` tasks.
+
+    ``clock`` (aware UTC now) dates leases and ``sleep`` spaces heartbeats; tests pass
+    their own to move time without waiting.
+    """
 
     def __init__(
         self,
@@ -60,11 +67,15 @@ class JobRunner:
         blobs: BlobStore,
         providers: dict[str, Provider],
         settings: GatewaySettings,
+        clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.sessions = sessions
         self.blobs = blobs
         self.providers = providers
         self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
         self.owner_prefix = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -118,7 +129,7 @@ class JobRunner:
 
     # claiming ----------------------------------------------------------------
     async def claim(self, owner: str) -> ClaimedJob | None:
-        now = utcnow()
+        now = self.clock()
         lease_until = now + timedelta(seconds=self.settings.job_lease_seconds)
         J = GenerationJob
         candidate = (
@@ -146,18 +157,42 @@ class JobRunner:
         return ClaimedJob(row.id, row.variant_id, row.attempts, row.max_attempts, owner)
 
     async def _renew_lease(self, job: ClaimedJob) -> bool:
-        until = utcnow() + timedelta(seconds=self.settings.job_lease_seconds)
+        """Extend the lease to now + ``job_lease_seconds`` if this worker still holds the
+        job. False once it does not (cancelled, or taken over after the lease expired)."""
+        now = self.clock()
+        until = now + timedelta(seconds=self.settings.job_lease_seconds)
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(GenerationJob)
                 .where(GenerationJob.id == job.id, GenerationJob.lease_owner == job.owner,
                        GenerationJob.status == "running")
-                .values(lease_expires_at=until, updated_at=utcnow())
+                .values(lease_expires_at=until, updated_at=now)
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def _heartbeat(self, job: ClaimedJob, on_lost: Callable[[], None]) -> None:
+        """Renew the job's lease every ``job_heartbeat_seconds`` until cancelled; once the
+        lease is lost, call ``on_lost`` and stop renewing."""
+        while True:
+            await self.sleep(self.settings.job_heartbeat_seconds)
+            try:
+                held = await self._renew_lease(job)
+            except Exception:
+                # A passing database error: the lease outlasts a few heartbeats, try again.
+                log.exception("could not renew the lease of job %s", job.id)
+                continue
+            if not held:
+                log.warning("job %s: lease lost (cancelled or taken over); stopping", job.id)
+                on_lost()
+                return
+
     # running -----------------------------------------------------------------
     async def run(self, job: ClaimedJob) -> None:
+        """Run a claimed job to its end while a heartbeat keeps its lease.
+
+        Losing the lease (the trainer cancelled, or this worker stalled and another took
+        the job over) stops the provider's work; nothing is committed without the lease.
+        """
         async with self.sessions() as session:
             variant = await session.get(Variant, job.variant_id)
             if variant is None:
@@ -175,60 +210,80 @@ class JobRunner:
                 job, f"El proveedor {variant.provider!r} no está habilitado en este servidor.")
             return
 
+        # Only a run marks a variant running, so a claimed job whose variant is running was
+        # taken over from a worker that died or stalled: the page says so until it ends.
+        resuming = variant.status == "running"
         started = time.monotonic()
-        await self._set_variant(job, status="running", stage="prepare", progress=0.0,
-                                started_at=utcnow(), error=None)
+        await self._set_variant(job, status="running",
+                                stage="resuming" if resuming else "prepare", progress=0.0,
+                                started_at=self.clock(), error=None)
         last_report = 0.0
         abandoned = False
         generation: asyncio.Task[GenerationResult] | None = None
 
+        def abandon() -> None:
+            # Cancelled by the trainer, or taken over after our lease expired: stop the
+            # provider's work (Replicate cancels its prediction remotely).
+            nonlocal abandoned
+            abandoned = True
+            if generation is not None:
+                generation.cancel()
+
         async def progress(stage: str, fraction: float) -> None:
-            nonlocal last_report, abandoned
+            nonlocal last_report
             now = time.monotonic()
             if now - last_report < 0.2 and fraction < 1.0:
                 return
             last_report = now
             if await self._renew_lease(job):
-                await self._set_variant(job, stage=stage, progress=fraction)
-            elif generation is not None:
-                # Cancelled by the trainer, or taken over after our lease expired: stop the
-                # provider's work (Replicate cancels its prediction remotely).
-                abandoned = True
-                generation.cancel()
+                await self._set_variant(job, stage="resuming" if resuming else stage,
+                                        progress=fraction)
+            else:
+                abandon()
 
-        request = GenerationRequest(
-            image=await self.blobs.get(original.blob_key),
-            mode=experiment.mode,
-            parameters=dict(variant.parameters),
-            prompt=variant.prompt,
-            negative_prompt=variant.negative_prompt,
-        )
-        generation = asyncio.create_task(provider.generate(request, progress))
+        heartbeat = asyncio.create_task(self._heartbeat(job, abandon),
+                                        name=f"lease-heartbeat-{job.id}")
         try:
-            with metrics.time_provider_generation(variant.provider):
-                result = await generation
-        except asyncio.CancelledError:
-            if not abandoned:
-                raise  # the worker itself is shutting down; the lease will expire
-            log.info("variant %s: generation stopped (cancelled or taken over)", job.variant_id)
-            return
-        except ProviderRateLimited as exc:
-            await self._handle_failure(job, exc.message_es, retryable=True,
-                                       delay=exc.retry_after_seconds)
-            return
-        except ProviderError as exc:
-            await self._handle_failure(job, exc.message_es, retryable=exc.retryable)
-            return
-        except Exception as exc:
-            log.exception("provider %s failed on variant %s", variant.provider, variant.id)
-            await self._handle_failure(job, f"Error inesperado del proveedor: {exc}", True)
-            return
+            request = GenerationRequest(
+                image=await self.blobs.get(original.blob_key),
+                mode=experiment.mode,
+                parameters=dict(variant.parameters),
+                prompt=variant.prompt,
+                negative_prompt=variant.negative_prompt,
+            )
+            if abandoned:
+                log.info("variant %s: lease lost before generation started", job.variant_id)
+                return
+            generation = asyncio.create_task(provider.generate(request, progress))
+            try:
+                with metrics.time_provider_generation(variant.provider):
+                    result = await generation
+            except asyncio.CancelledError:
+                if not abandoned:
+                    raise  # the worker itself is shutting down; the lease will expire
+                log.info("variant %s: generation stopped (cancelled or taken over)",
+                         job.variant_id)
+                return
+            except ProviderRateLimited as exc:
+                await self._handle_failure(job, exc.message_es, retryable=True,
+                                           delay=exc.retry_after_seconds)
+                return
+            except ProviderError as exc:
+                await self._handle_failure(job, exc.message_es, retryable=exc.retryable)
+                return
+            except Exception as exc:
+                log.exception("provider %s failed on variant %s", variant.provider, variant.id)
+                await self._handle_failure(job, f"Error inesperado del proveedor: {exc}", True)
+                return
 
-        key = f"variants/{variant.id}.jpg"
-        await self.blobs.put(key, result.image, result.content_type)
-        duration_ms = int((time.monotonic() - started) * 1000)
-        await self._finish_succeeded(job, key, result.image, duration_ms, result.model,
-                                     result.estimated_cost_usd)
+            key = f"variants/{variant.id}.jpg"
+            await self.blobs.put(key, result.image, result.content_type)
+            duration_ms = int((time.monotonic() - started) * 1000)
+            await self._finish_succeeded(job, key, result.image, duration_ms, result.model,
+                                         result.estimated_cost_usd)
+        finally:
+            heartbeat.cancel()
+            await asyncio.wait([heartbeat])
 
     async def _finish_succeeded(self, job: ClaimedJob, key: str, data: bytes,
                                 duration_ms: int, model: str | None = None,
@@ -244,7 +299,7 @@ class JobRunner:
                 update(GenerationJob)
                 .where(GenerationJob.id == job.id, GenerationJob.lease_owner == job.owner,
                        GenerationJob.status == "running")
-                .values(status="succeeded", lease_expires_at=None, updated_at=utcnow(),
+                .values(status="succeeded", lease_expires_at=None, updated_at=self.clock(),
                         last_error=None)
             )
             if not done.rowcount:  # type: ignore[attr-defined]
@@ -258,7 +313,7 @@ class JobRunner:
             await session.execute(
                 update(Variant).where(Variant.id == job.variant_id).values(
                     status="succeeded", stage="done", progress=1.0, image_id=image.id,
-                    finished_at=utcnow(), duration_ms=duration_ms, error=None, model=model,
+                    finished_at=self.clock(), duration_ms=duration_ms, error=None, model=model,
                     estimated_cost_usd=cost_usd)
             )
         log.info("variant %s generated in %d ms", job.variant_id, duration_ms)
@@ -272,9 +327,9 @@ class JobRunner:
                 await session.execute(
                     update(GenerationJob)
                     .where(GenerationJob.id == job.id, GenerationJob.lease_owner == job.owner)
-                    .values(status="queued", available_at=utcnow() + timedelta(seconds=delay),
+                    .values(status="queued", available_at=self.clock() + timedelta(seconds=delay),
                             lease_owner=None, lease_expires_at=None, last_error=message,
-                            updated_at=utcnow())
+                            updated_at=self.clock())
                 )
                 await session.execute(
                     update(Variant).where(Variant.id == job.variant_id).values(
@@ -290,11 +345,11 @@ class JobRunner:
             await session.execute(
                 update(GenerationJob).where(GenerationJob.id == job.id).values(
                     status="failed", lease_owner=None, lease_expires_at=None,
-                    last_error=message, updated_at=utcnow())
+                    last_error=message, updated_at=self.clock())
             )
             await session.execute(
                 update(Variant).where(Variant.id == job.variant_id).values(
-                    status="failed", stage="failed", error=message, finished_at=utcnow())
+                    status="failed", stage="failed", error=message, finished_at=self.clock())
             )
         log.error("variant %s failed for good: %s", job.variant_id, message)
 

@@ -111,8 +111,11 @@ class GatewaySettings(ServiceSettings):
     """Long side, in pixels, the local provider and Leonardo generate at."""
     generation_workers: int = 2
     """Async workers per gateway process that run generation jobs."""
-    job_lease_seconds: float = 120.0
-    """A running job whose worker stops renewing its lease this long is claimed again."""
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    """A running job whose worker stops renewing its lease this long (it crashed or hung)
+    is claimed again by another worker, and the page says "Reanudando…"."""
+    job_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    """How often a worker renews the lease of the job it runs (shorter than the lease)."""
     job_max_attempts: int = 3
     """Attempts per variant before it is marked failed (retryable errors only)."""
     worker_poll_seconds: float = 0.5
@@ -157,7 +160,7 @@ class GatewaySettings(ServiceSettings):
     replicate_cost_per_image_usd: float = 0.03
     """Estimated cost of one Replicate image (seed 000: $0.02–0.04)."""
     replicate_wait_seconds: int = Field(default=30, ge=0, le=60)
-    """`Prefer: wait` seconds on prediction create (0 = poll only); keep below the job lease."""
+    """`Prefer: wait` seconds on prediction create (0 = poll only)."""
     provider_timeout_seconds: float = 180.0
     """Longest wait for one remote generation before it counts as timed out (and is retried)."""
     provider_request_timeout_seconds: float = 30.0
@@ -206,6 +209,16 @@ class GatewaySettings(ServiceSettings):
     """Share of rated experiments followed by a blind repeat of an earlier pair (rater quality)."""
     default_language: str = "es"
     """Language of the pages when the trainer has not chosen one (`es` or `en`)."""
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> GatewaySettings:
+        if self.job_heartbeat_seconds >= self.job_lease_seconds:
+            raise ValueError(
+                f"GATEWAY_JOB_HEARTBEAT_SECONDS ({self.job_heartbeat_seconds:g}) must be shorter "
+                f"than GATEWAY_JOB_LEASE_SECONDS ({self.job_lease_seconds:g}): a lease renewed "
+                "only every heartbeat would expire while its job still runs, and another "
+                "worker would start the same variant again.")
+        return self
 
     @model_validator(mode="after")
     def _secrets_outside_development(self) -> GatewaySettings:
