@@ -45,6 +45,14 @@ from services.gateway.storage import BlobStore
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _Beat:
+    """A running job's heartbeat: asked to stop, and whether it is renewing right now."""
+
+    stopped: bool = False
+    renewing: bool = False
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     id: str
@@ -170,17 +178,23 @@ class JobRunner:
             )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def _heartbeat(self, job: ClaimedJob, on_lost: Callable[[], None]) -> None:
-        """Renew the job's lease every ``job_heartbeat_seconds`` until cancelled; once the
-        lease is lost, call ``on_lost`` and stop renewing."""
+    async def _heartbeat(self, job: ClaimedJob, on_lost: Callable[[], None],
+                         beat: _Beat) -> None:
+        """Renew the job's lease every ``job_heartbeat_seconds`` until ``beat.stopped``;
+        once the lease is lost, call ``on_lost`` and stop renewing."""
         while True:
             await self.sleep(self.settings.job_heartbeat_seconds)
+            if beat.stopped:
+                return
+            beat.renewing = True
             try:
                 held = await self._renew_lease(job)
             except Exception:
                 # A passing database error: the lease outlasts a few heartbeats, try again.
                 log.exception("could not renew the lease of job %s", job.id)
                 continue
+            finally:
+                beat.renewing = False
             if not held:
                 log.warning("job %s: lease lost (cancelled or taken over); stopping", job.id)
                 on_lost()
@@ -241,7 +255,8 @@ class JobRunner:
             else:
                 abandon()
 
-        heartbeat = asyncio.create_task(self._heartbeat(job, abandon),
+        beat = _Beat()
+        heartbeat = asyncio.create_task(self._heartbeat(job, abandon, beat),
                                         name=f"lease-heartbeat-{job.id}")
         try:
             request = GenerationRequest(
@@ -282,7 +297,11 @@ class JobRunner:
             await self._finish_succeeded(job, key, result.image, duration_ms, result.model,
                                          result.estimated_cost_usd)
         finally:
-            heartbeat.cancel()
+            # Stop the heartbeat while it sleeps, never in the middle of a renewal
+            # (see services/common/background.py for why).
+            beat.stopped = True
+            if not beat.renewing:
+                heartbeat.cancel()
             await asyncio.wait([heartbeat])
 
     async def _finish_succeeded(self, job: ClaimedJob, key: str, data: bytes,

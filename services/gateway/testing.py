@@ -7,7 +7,6 @@ the browser's sign-in itself.
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
 
 from services.gateway import accounts
 
@@ -24,17 +23,7 @@ def add_user(client: TestClient, username: str, role: accounts.Role = "trainer",
             return await accounts.issue_token(session, username, actor="test")
 
     assert client.portal is not None, "use the TestClient as a context manager"
-    # Once in CI, right after an app restart on SQLite, this insert met "database is
-    # locked" at once instead of waiting out the busy timeout (the new app's background
-    # writers had just started). The app's own writers retry through their loops; so
-    # does this helper, a bounded number of times.
-    for attempt in range(3):
-        try:
-            return client.portal.call(create)
-        except OperationalError as exc:
-            if "database is locked" not in str(exc) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return client.portal.call(create)
 
 
 def sign_in_with_token(client: TestClient, username: str = "ana",
