@@ -209,8 +209,9 @@ class UnsupportedImageType(InvalidImage):
 
     @classmethod
     def not_accepted(cls, name: str) -> UnsupportedImageType:
-        return cls(f"Formato {name} no admitido. Usa JPEG, PNG o WebP.",
-                   f"Format {name} is not accepted. Use JPEG, PNG or WebP.", format=name)
+        return cls(f"Formato {name or 'desconocido'} no admitido. Usa JPEG, PNG o WebP.",
+                   f"Format {name or 'unknown'} is not accepted. Use JPEG, PNG or WebP.",
+                   format=name)
 
 
 def _megabytes(size: int) -> str:
