@@ -43,8 +43,9 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
 class BlobStore(Protocol):
     """Bytes under relative keys; see the module docstring for the full contract."""
 
-    async def put(self, key: str, data: bytes,
-                  content_type: str = "application/octet-stream") -> None:
+    async def put(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
         """Store ``data`` under ``key``, replacing what was there.
 
         Raises:
@@ -94,8 +95,9 @@ class LocalBlobStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    async def put(self, key: str, data: bytes,
-                  content_type: str = "application/octet-stream") -> None:
+    async def put(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
         path = self._path(key)
         try:
             await asyncio.to_thread(write_atomic, path, data)
@@ -143,8 +145,14 @@ class S3BlobStore:
     nothing heavy) and bound to the event loop that first used it.
     """
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 region: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
@@ -166,12 +174,14 @@ class S3BlobStore:
                 import aioboto3  # heavy: imported only when S3 is configured
 
                 session = aioboto3.Session()
-                self._client = await self._stack.enter_async_context(session.client(
-                    "s3", endpoint_url=self.endpoint_url, region_name=self.region))
+                self._client = await self._stack.enter_async_context(
+                    session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region)
+                )
         return self._client
 
-    async def put(self, key: str, data: bytes,
-                  content_type: str = "application/octet-stream") -> None:
+    async def put(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         name = self._key(key)
@@ -237,8 +247,13 @@ def _unavailable(exc: Exception) -> BlobStoreUnavailable:
     return BlobStoreUnavailable(f"S3 {code}")
 
 
-def from_url(url: str, *, default_dir: Path | None = None, endpoint_url: str | None = None,
-             region: str | None = None) -> BlobStore:
+def from_url(
+    url: str,
+    *,
+    default_dir: Path | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+) -> BlobStore:
     """The store ``url`` names (a ``STORAGE_URL`` setting).
 
     ``s3://bucket/prefix`` → :class:`S3BlobStore`; ``file:///dir`` or a plain path →
@@ -264,4 +279,5 @@ def from_url(url: str, *, default_dir: Path | None = None, endpoint_url: str | N
         return LocalBlobStore(Path(url))
     raise ValueError(
         f"unsupported storage URL scheme {parsed.scheme!r} in {url!r} (use s3://, file:// "
-        "or a directory)")
+        "or a directory)"
+    )

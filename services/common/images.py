@@ -132,8 +132,9 @@ def _icc_to_srgb(image: Image.Image) -> Image.Image:
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         mode = "RGBA" if image.mode in _ALPHA_MODES else "RGB"
-        converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"),
-                                              outputMode=mode)
+        converted = ImageCms.profileToProfile(
+            image, source, ImageCms.createProfile("sRGB"), outputMode=mode
+        )
     except (ImageCms.PyCMSError, OSError, ValueError):
         return image  # a broken or unusable profile: take the pixels as sRGB
     return converted if converted is not None else image

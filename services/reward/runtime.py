@@ -58,8 +58,9 @@ def open_stores(settings: RewardSettings) -> tuple[BlobStore, BlobStore]:
         return LocalBlobStore(settings.images_path), LocalBlobStore(settings.models_path)
     try:
         images, models = (
-            from_url(f"{url}/{part}", endpoint_url=settings.s3_endpoint_url,
-                     region=settings.aws_region)
+            from_url(
+                f"{url}/{part}", endpoint_url=settings.s3_endpoint_url, region=settings.aws_region
+            )
             for part in ("images", "models")
         )
     except ValueError as exc:

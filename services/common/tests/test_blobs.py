@@ -111,8 +111,7 @@ async def test_binary_content_and_concurrent_writes(store: BlobStore) -> None:
     assert got == list(payloads.values())
 
 
-async def test_blobs_live_under_the_url_at_their_key(location: Location, store: BlobStore
-                                                     ) -> None:
+async def test_blobs_live_under_the_url_at_their_key(location: Location, store: BlobStore) -> None:
     await store.put("ab/abcdef", b"1")
     await store.put("rm-0001.pkl", b"2")
     assert location.stored_keys() == ["ab/abcdef", "rm-0001.pkl"]
@@ -130,24 +129,37 @@ async def test_two_sub_locations_are_separate_namespaces(location: Location) -> 
         await models.aclose()
 
 
-BAD_KEYS = ["", "../outside.jpg", "/etc/passwd", "a/../../b", "a/./b", "a//b", "trailing/",
-            "spaces not allowed", "ñ.jpg", "a\\b"]
+BAD_KEYS = [
+    "",
+    "../outside.jpg",
+    "/etc/passwd",
+    "a/../../b",
+    "a/./b",
+    "a//b",
+    "trailing/",
+    "spaces not allowed",
+    "ñ.jpg",
+    "a\\b",
+]
 
 
 @pytest.mark.parametrize("key", BAD_KEYS)
 async def test_keys_outside_the_rules_are_refused_before_any_io(
-        location: Location, store: BlobStore, key: str) -> None:
+    location: Location, store: BlobStore, key: str
+) -> None:
     calls: list[Callable[[], Awaitable[object]]] = [
-        lambda: store.put(key, b"x"), lambda: store.get(key), lambda: store.exists(key),
-        lambda: store.delete(key)]
+        lambda: store.put(key, b"x"),
+        lambda: store.get(key),
+        lambda: store.exists(key),
+        lambda: store.delete(key),
+    ]
     for call in calls:
         with pytest.raises(ValueError, match="invalid blob key"):
             await call()
     assert location.stored_keys() == []
 
 
-async def test_a_broken_location_is_a_503_not_a_404(location: Location, store: BlobStore
-                                                    ) -> None:
+async def test_a_broken_location_is_a_503_not_a_404(location: Location, store: BlobStore) -> None:
     await store.put("originals/a.jpg", b"x")
     location.break_it()
     with pytest.raises(BlobStoreUnavailable) as caught:
@@ -168,7 +180,11 @@ def test_the_url_picks_the_backend(tmp_path: Path) -> None:
     s3 = from_url("s3://bucket/some/prefix/", endpoint_url="http://127.0.0.1:9", region="eu")
     assert isinstance(s3, S3BlobStore)
     assert (s3.bucket, s3.prefix, s3.endpoint_url, s3.region) == (
-        "bucket", "some/prefix", "http://127.0.0.1:9", "eu")
+        "bucket",
+        "some/prefix",
+        "http://127.0.0.1:9",
+        "eu",
+    )
     for bad in ("ftp://host/x", "s3:///no-bucket", ""):
         with pytest.raises(ValueError):
             from_url(bad)
@@ -178,10 +194,13 @@ def test_building_an_s3_store_does_no_io_and_imports_nothing_heavy() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from services.common.blobs import from_url; "
-            "from_url('s3://bucket/p', endpoint_url='http://127.0.0.1:9'); "
-            "print([m for m in ('boto3', 'aioboto3', 'botocore') if m in sys.modules])")
+    code = (
+        "import sys; from services.common.blobs import from_url; "
+        "from_url('s3://bucket/p', endpoint_url='http://127.0.0.1:9'); "
+        "print([m for m in ('boto3', 'aioboto3', 'botocore') if m in sys.modules])"
+    )
     root = Path(__file__).resolve().parents[3]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=root)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
     assert out.stdout.strip() == "[]"

@@ -34,20 +34,55 @@ def test_decodes_the_three_formats_to_rgb(fmt: str) -> None:
 # name: (bytes, error class, status, a fragment of the Spanish, of the English sentence)
 REFUSED = {
     "empty": (b"", InvalidImage, 422, "vacía", "empty"),
-    "plain_text": (b"hello, I am plain text" * 10, UnsupportedImageType, 415,
-                   "no es una imagen válida", "not a valid image"),
-    "html_named_jpg": (b"<!doctype html><html><body><img src=x></body></html>",
-                       UnsupportedImageType, 415, "no es una imagen válida", "not a valid image"),
-    "pdf": (b"%PDF-1.4 definitely not pixels", UnsupportedImageType, 415,
-            "no es una imagen válida", "not a valid image"),
-    "truncated_jpeg": (make_test_image(640, 480, "JPEG")[:3000], InvalidImage, 422,
-                       "dañada o incompleta", "damaged or incomplete"),
-    "truncated_png": (make_test_image(320, 240, "PNG")[:5000], InvalidImage, 422,
-                      "dañada o incompleta", "damaged or incomplete"),
-    "gif": (encode(Image.new("RGB", (10, 10)), "GIF"), UnsupportedImageType, 415,
-            "Formato GIF no admitido", "Format GIF is not accepted"),
-    "bmp": (encode(Image.new("RGB", (10, 10)), "BMP"), UnsupportedImageType, 415,
-            "Formato BMP no admitido", "Format BMP is not accepted"),
+    "plain_text": (
+        b"hello, I am plain text" * 10,
+        UnsupportedImageType,
+        415,
+        "no es una imagen válida",
+        "not a valid image",
+    ),
+    "html_named_jpg": (
+        b"<!doctype html><html><body><img src=x></body></html>",
+        UnsupportedImageType,
+        415,
+        "no es una imagen válida",
+        "not a valid image",
+    ),
+    "pdf": (
+        b"%PDF-1.4 definitely not pixels",
+        UnsupportedImageType,
+        415,
+        "no es una imagen válida",
+        "not a valid image",
+    ),
+    "truncated_jpeg": (
+        make_test_image(640, 480, "JPEG")[:3000],
+        InvalidImage,
+        422,
+        "dañada o incompleta",
+        "damaged or incomplete",
+    ),
+    "truncated_png": (
+        make_test_image(320, 240, "PNG")[:5000],
+        InvalidImage,
+        422,
+        "dañada o incompleta",
+        "damaged or incomplete",
+    ),
+    "gif": (
+        encode(Image.new("RGB", (10, 10)), "GIF"),
+        UnsupportedImageType,
+        415,
+        "Formato GIF no admitido",
+        "Format GIF is not accepted",
+    ),
+    "bmp": (
+        encode(Image.new("RGB", (10, 10)), "BMP"),
+        UnsupportedImageType,
+        415,
+        "Formato BMP no admitido",
+        "Format BMP is not accepted",
+    ),
 }
 
 
@@ -94,8 +129,9 @@ def test_a_decompression_bomb_is_refused_without_decoding_it(side: int) -> None:
 def test_exif_orientation_is_applied() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
-    decoded = decode_image(encode(Image.new("RGB", (40, 20), (200, 10, 10)), "JPEG",
-                                  exif=exif), **LIMITS)
+    decoded = decode_image(
+        encode(Image.new("RGB", (40, 20), (200, 10, 10)), "JPEG", exif=exif), **LIMITS
+    )
     assert (decoded.width, decoded.height) == (20, 40)
 
 

@@ -14,13 +14,19 @@ from services.reward.settings import RewardSettings
 
 
 async def test_s3_images_and_models_live_under_the_configured_prefix(
-        s3_endpoint: str, aws_env: None, tmp_path: Path) -> None:
+    s3_endpoint: str, aws_env: None, tmp_path: Path
+) -> None:
     import boto3
 
     s3_bucket(s3_endpoint, "reward-prefix")
-    images, models = open_stores(RewardSettings(
-        data_dir=tmp_path, storage_url="s3://reward-prefix/prod/reward/",
-        s3_endpoint_url=s3_endpoint, aws_region="us-east-1"))
+    images, models = open_stores(
+        RewardSettings(
+            data_dir=tmp_path,
+            storage_url="s3://reward-prefix/prod/reward/",
+            s3_endpoint_url=s3_endpoint,
+            aws_region="us-east-1",
+        )
+    )
     assert isinstance(images, S3BlobStore) and isinstance(models, S3BlobStore)
     try:
         await images.put("ab/abc", b"1")
@@ -38,11 +44,15 @@ async def test_s3_images_and_models_live_under_the_configured_prefix(
 def test_default_is_two_local_directories_and_bad_urls_are_refused(tmp_path: Path) -> None:
     images, models = open_stores(RewardSettings(data_dir=tmp_path))
     assert isinstance(images, LocalBlobStore) and isinstance(models, LocalBlobStore)
-    assert (images.root, models.root) == (tmp_path / "reward" / "images",
-                                          tmp_path / "reward" / "models")
+    assert (images.root, models.root) == (
+        tmp_path / "reward" / "images",
+        tmp_path / "reward" / "models",
+    )
     on_disk = open_stores(RewardSettings(data_dir=tmp_path, storage_url=f"file://{tmp_path}/b"))
     assert [s.root for s in on_disk if isinstance(s, LocalBlobStore)] == [
-        tmp_path / "b" / "images", tmp_path / "b" / "models"]
+        tmp_path / "b" / "images",
+        tmp_path / "b" / "models",
+    ]
     for bad in ("ftp://host/x", "s3://"):
         with pytest.raises(ValueError, match="REWARD_STORAGE_URL"):
             open_stores(RewardSettings(data_dir=tmp_path, storage_url=bad))
