@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from services.common.images import decode_image
 from services.reward.features import FEATURE_NAMES, ClassicalExtractor
-from services.reward.imaging import decode_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,9 +84,9 @@ def load(root: Path = DATASET, *, refresh: bool = False, log: bool = True) -> Da
     for i, name in enumerate(images):
         raw = (root / "images" / name).read_bytes()
         t0 = time.perf_counter()
-        decoded = decode_image(raw, max_bytes=50 << 20, max_pixels=50_000_000)
+        rgb = decode_image(raw, max_bytes=50 << 20, max_pixels=50_000_000).to_array()
         t1 = time.perf_counter()
-        X[i] = extractor.extract(decoded.rgb).values
+        X[i] = extractor.extract(rgb).values
         t2 = time.perf_counter()
         decode_s[i], extract_s[i] = t1 - t0, t2 - t1
         if log and (i + 1) % 250 == 0:

@@ -57,18 +57,18 @@ def timed(fn: Any) -> tuple[Any, float, float]:
 
 
 def features(images: list[str]) -> dict[str, Any]:
+    from services.common.images import decode_image
     from services.reward.features import ClassicalExtractor
-    from services.reward.imaging import decode_image
 
     extractor = ClassicalExtractor()
     wall, cpu, decode_wall = [], [], []
     for name in images:
         raw = (DATASET / "images" / name).read_bytes()
-        decoded, dw, _ = timed(
-            lambda raw=raw: decode_image(raw, max_bytes=1 << 28, max_pixels=1 << 28)
+        rgb, dw, _ = timed(
+            lambda raw=raw: decode_image(raw, max_bytes=1 << 28, max_pixels=1 << 28).to_array()
         )
         c0, t0 = time.thread_time(), time.perf_counter()
-        extractor.extract(decoded.rgb)
+        extractor.extract(rgb)
         wall.append(time.perf_counter() - t0)
         cpu.append(time.thread_time() - c0)
         decode_wall.append(dw)

@@ -1,11 +1,17 @@
 """Error types shared by the services and the one handler that maps them to HTTP.
 
-    AfinadorError                 root; carries a Spanish and an English sentence
-    ├── ValidationFailed (422)    the request is well-formed JSON but its values are wrong
-    ├── NotFound (404)            the thing named does not exist
-    ├── Conflict (409)            the request contradicts the current state
-    ├── Unauthorized (401)        missing or wrong service token
-    └── ServiceUnavailable (503)  a sibling service or provider could not be reached
+    AfinadorError                       root; carries a Spanish and an English sentence
+    ├── ValidationFailed (422)          the request is well-formed JSON but its values are wrong
+    │   └── InvalidImage (422)          empty, damaged or truncated image (services.common.images)
+    │       ├── ImageTooLarge (413)     over the byte or pixel limit (decompression bombs too)
+    │       └── UnsupportedImageType (415)  not JPEG, PNG or WebP (HTML named .jpg, GIF…)
+    ├── NotFound (404)                  the thing named does not exist
+    │   └── BlobNotFound (404)          no blob under that key (services.common.blobs)
+    ├── Conflict (409)                  the request contradicts the current state
+    ├── Unauthorized (401)              missing or wrong service token
+    └── ServiceUnavailable (503)        a sibling service or provider could not be reached
+        ├── DatabaseUnavailable (503)   the database is not answering
+        └── BlobStoreUnavailable (503)  the blob store (disk or S3) refused or did not answer
 
 Services subclass these for their own meanings. Every error a trainer can see is a
 sentence that says what happened and what to do, in Spanish first.
@@ -102,6 +108,115 @@ class DatabaseUnavailable(ServiceUnavailable):
             "La base de datos no responde; no se ha guardado nada. Vuelve a intentarlo en "
             "unos segundos.",
             "The database is not answering; nothing was saved. Try again in a few seconds.")
+
+
+class BlobNotFound(NotFound):
+    """No blob is stored under ``key`` (it was never written, or was deleted)."""
+
+    code = "blob_not_found"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"No se encuentra el archivo {key} en el almacenamiento; puede que se haya "
+            "borrado. Si lo necesitas, vuelve a subirlo.",
+            f"File {key} is not in the storage; it may have been deleted. If you need it, "
+            "upload it again.",
+            key=key)
+        self.key = key
+
+
+class BlobStoreUnavailable(ServiceUnavailable):
+    """The blob store (local disk or S3) refused the operation or did not answer."""
+
+    code = "blob_store_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"El almacenamiento de archivos no responde ({reason}). Vuelve a intentarlo en "
+            "unos minutos y, si se repite, avisa al equipo técnico.",
+            f"The file storage is not answering ({reason}). Try again in a few minutes and, "
+            "if it happens again, tell the technical team.")
+        self.reason = reason
+
+
+class InvalidImage(ValidationFailed):
+    """The upload is not an image that can be used: empty, damaged or truncated."""
+
+    code = "invalid_image"
+
+    @classmethod
+    def empty(cls) -> InvalidImage:
+        return cls("La imagen está vacía (0 bytes). Sube un archivo JPEG, PNG o WebP.",
+                   "The image is empty (0 bytes). Upload a JPEG, PNG or WebP file.")
+
+    @classmethod
+    def damaged(cls) -> InvalidImage:
+        return cls(
+            "La imagen está dañada o incompleta. Vuelve a exportarla y súbela de nuevo.",
+            "The image is damaged or incomplete. Export it again and re-upload it.")
+
+    @classmethod
+    def no_pixels(cls, width: int, height: int) -> InvalidImage:
+        return cls(f"La imagen no tiene píxeles ({width}×{height}). Sube otra imagen.",
+                   f"The image has no pixels ({width}×{height}). Upload another image.")
+
+
+class ImageTooLarge(InvalidImage):
+    """Over the byte or the pixel limit (checked before any pixel is decoded)."""
+
+    status_code = 413
+    code = "image_too_large"
+
+    @classmethod
+    def too_many_bytes(cls, size: int, max_bytes: int) -> ImageTooLarge:
+        have, most = _megabytes(size), _megabytes(max_bytes)
+        return cls(
+            f"La imagen pesa {have} MB; el máximo es {most} MB. Redúcela o comprímela y "
+            "vuelve a subirla.",
+            f"The image is {have} MB; the maximum is {most} MB. Shrink or compress it and "
+            "upload it again.",
+            max_bytes=max_bytes)
+
+    @classmethod
+    def too_many_pixels(cls, max_pixels: int, width: int | None = None,
+               height: int | None = None) -> ImageTooLarge:
+        most = f"{max_pixels / 1e6:g}"
+        if width is None or height is None:  # Pillow refused before telling us the size
+            return cls(
+                f"La imagen tiene demasiados píxeles; el máximo son {most} megapíxeles. "
+                "Redúcela y vuelve a subirla.",
+                f"The image has too many pixels; the maximum is {most} megapixels. Resize "
+                "it and upload it again.",
+                max_pixels=max_pixels)
+        return cls(
+            f"La imagen mide {width}×{height} píxeles; el máximo son {most} megapíxeles. "
+            "Redúcela y vuelve a subirla.",
+            f"The image is {width}×{height} pixels; the maximum is {most} megapixels. "
+            "Resize it and upload it again.",
+            max_pixels=max_pixels)
+
+
+class UnsupportedImageType(InvalidImage):
+    """Readable bytes that are not a JPEG, PNG or WebP image (identified by content)."""
+
+    status_code = 415
+    code = "unsupported_image_type"
+
+    @classmethod
+    def unrecognised(cls) -> UnsupportedImageType:
+        return cls("El archivo no es una imagen válida. Sube una imagen JPEG, PNG o WebP.",
+                   "The file is not a valid image. Upload a JPEG, PNG or WebP image.")
+
+    @classmethod
+    def not_accepted(cls, name: str) -> UnsupportedImageType:
+        return cls(f"Formato {name or 'desconocido'} no admitido. Usa JPEG, PNG o WebP.",
+                   f"Format {name or 'unknown'} is not accepted. Use JPEG, PNG or WebP.",
+                   format=name)
+
+
+def _megabytes(size: int) -> str:
+    """``size`` in MB for a sentence: one decimal, without a trailing ``.0``."""
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
 
 
 DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError)

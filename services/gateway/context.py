@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.blobs import BlobStore
 from services.gateway.clients import ServiceClients
 from services.gateway.jobs import JobRunner
 from services.gateway.outbox import OutboxDeliverer
 from services.gateway.providers import Provider
 from services.gateway.settings import GatewaySettings
-from services.gateway.storage import BlobStore
 
 
 @dataclass

@@ -1,33 +1,23 @@
 """Gateway errors (all subclasses of the common hierarchy, so one handler maps them).
 
     GatewayError (AfinadorError)
-    ├── InvalidImage (415/413/422)   the upload is not an image we accept
     ├── ExperimentNotFound (404)
     ├── RatingRejected (409/422)     the rating contradicts the experiment's state
     └── ProviderError                a generation provider failed (kept on the variant)
+
+Uploads that are not an image we accept raise the shared ``InvalidImage`` (422),
+``ImageTooLarge`` (413) or ``UnsupportedImageType`` (415) of :mod:`services.common.errors`,
+and a missing or unreachable image store the shared ``BlobNotFound`` (404) or
+``BlobStoreUnavailable`` (503): one decoder and one blob store serve every service.
 """
 
 from __future__ import annotations
 
-from services.common.errors import AfinadorError, Conflict, NotFound, ValidationFailed
+from services.common.errors import AfinadorError, Conflict, NotFound
 
 
 class GatewayError(AfinadorError):
     pass
-
-
-class InvalidImage(ValidationFailed, GatewayError):
-    code = "invalid_image"
-
-
-class ImageTooLarge(InvalidImage):
-    status_code = 413
-    code = "image_too_large"
-
-
-class UnsupportedImageType(InvalidImage):
-    status_code = 415
-    code = "unsupported_image_type"
 
 
 class ExperimentNotFound(NotFound, GatewayError):

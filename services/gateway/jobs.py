@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common import metrics
 from services.common.background import stop_gracefully
 from services.common.backoff import backoff_delay
+from services.common.blobs import BlobStore
 from services.common.db import is_postgres, utcnow
 from services.gateway.errors import ProviderError
 from services.gateway.ids import new_id
@@ -40,7 +41,6 @@ from services.gateway.models import Experiment, GenerationJob, Image, Variant
 from services.gateway.providers import GenerationRequest, GenerationResult, Provider
 from services.gateway.providers._http import ProviderRateLimited
 from services.gateway.settings import GatewaySettings
-from services.gateway.storage import BlobStore
 
 log = logging.getLogger(__name__)
 

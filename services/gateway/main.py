@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from services.common.app import build_app
 from services.common.background import stop_gracefully
+from services.common.blobs import from_url
 from services.common.errors import DATABASE_DOWN
 from services.gateway import accounts, gauges, selection
 from services.gateway.api import (
@@ -32,7 +33,6 @@ from services.gateway.outbox import OutboxDeliverer
 from services.gateway.providers import build_providers
 from services.gateway.security import install_security
 from services.gateway.settings import GatewaySettings
-from services.gateway.storage import open_blob_store
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
 
     async def start_background(app: FastAPI) -> None:
-        blobs = open_blob_store(settings.storage_url, default_dir=settings.blob_dir,
-                                endpoint_url=settings.s3_endpoint_url, region=settings.aws_region)
+        blobs = from_url(settings.storage_url, default_dir=settings.blob_dir,
+                         endpoint_url=settings.s3_endpoint_url, region=settings.aws_region)
         clients = ServiceClients(settings)
         providers = build_providers(settings)
         runner = JobRunner(app.state.sessions, blobs, providers, settings)

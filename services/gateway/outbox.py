@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common import metrics
 from services.common.background import stop_gracefully
 from services.common.backoff import backoff_delay
+from services.common.blobs import BlobStore
 from services.common.db import is_postgres, utcnow
 from services.common.errors import ServiceUnavailable
 from services.common.http import SiblingRefused
@@ -44,7 +45,6 @@ from services.common.messages import RatingForEvolution, RatingForOptimizer, Rat
 from services.gateway.clients import ServiceClients
 from services.gateway.models import Experiment, OutboxMessage, Rating, Variant
 from services.gateway.settings import GatewaySettings
-from services.gateway.storage import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,6 @@
 
     AfinadorError (services.common)
     └── RewardError                 root of this service's errors
-        ├── InvalidImage (422)      the upload is not a readable image (empty, not an
-        │                           image, truncated or corrupt)
-        │   └── ImageTooLarge (413) the upload exceeds the byte or pixel limit
         ├── ModelUnavailable (503)  the model or a feature it needs (CLIP) can't be used
         ├── NoValidatedModel (409)  no validated model is active (stay in phase 1)
         ├── NotEnoughData (409)     too few observations to train or validate
@@ -16,6 +13,12 @@
 
 Each carries a Spanish sentence (shown to trainers) and an English one; the shared
 handler in :mod:`services.common.errors` turns them into JSON responses.
+
+Uploads that are not an image this service can use raise the shared ``InvalidImage``
+(422), ``ImageTooLarge`` (413) or ``UnsupportedImageType`` (415) of
+:mod:`services.common.errors` (one decoder, :mod:`services.common.images`, for every
+service); the blob stores raise the shared ``BlobNotFound`` (404) and
+``BlobStoreUnavailable`` (503).
 """
 
 from __future__ import annotations
@@ -33,20 +36,6 @@ class RewardError(AfinadorError):
     """Root of the reward service's errors."""
 
     code = "reward_error"
-
-
-class InvalidImage(RewardError, ValidationFailed):
-    """The uploaded bytes are not an image this service can read."""
-
-    status_code = 422
-    code = "invalid_image"
-
-
-class ImageTooLarge(InvalidImage):
-    """The upload is bigger than ``REWARD_MAX_IMAGE_BYTES`` or ``REWARD_MAX_PIXELS``."""
-
-    status_code = 413
-    code = "image_too_large"
 
 
 class ModelUnavailable(RewardError, ServiceUnavailable):

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.images import check_size, decode_image
 from services.reward import store
 from services.reward.clip import ClipEmbedder
 from services.reward.errors import ModelUnavailable
 from services.reward.features import ClassicalExtractor, FeatureExtractor, FeatureVector
-from services.reward.imaging import check_size, decode_image, sha256_hex
 from services.reward.settings import RewardSettings
 from services.reward.structure import (
     NO_ORIGINAL,
@@ -71,16 +71,36 @@ class ImageFeatures:
     cached: bool
 
 
+def sha256_hex(data: bytes) -> str:
+    """Content hash that identifies an upload (and keys the feature cache)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_key(sha256: str) -> str:
+    """Key of an image's bytes in the image blob store, by content hash."""
+    return f"{sha256[:2]}/{sha256}"
+
+
 def get_extractor(settings: RewardSettings) -> FeatureExtractor:
     """The feature extractor the settings ask for (classical only, for now)."""
     return ClassicalExtractor(settings.feature_size)
 
 
+def decode_rgb(data: bytes, limits: ImageLimits) -> np.ndarray:
+    """The pixels of ``data`` as ``H×W×3 uint8`` (CPU-bound: call it in a worker thread).
+
+    Raises:
+        InvalidImage, ImageTooLarge, UnsupportedImageType: see
+            :func:`services.common.images.decode_image`.
+    """
+    return decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels).to_array()
+
+
 def _decode_and_extract(
     data: bytes, extractor: FeatureExtractor, limits: ImageLimits
 ) -> tuple[FeatureVector, int, int]:
-    decoded = decode_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
-    return extractor.extract(decoded.rgb), decoded.width, decoded.height
+    rgb = decode_rgb(data, limits)
+    return extractor.extract(rgb), rgb.shape[1], rgb.shape[0]
 
 
 async def features_for_image(
@@ -89,7 +109,8 @@ async def features_for_image(
     """Features of the image in ``data``, from the cache when these bytes were seen.
 
     Raises:
-        InvalidImage: the bytes are not a readable image.
+        InvalidImage: the bytes are empty, damaged or truncated.
+        UnsupportedImageType: the bytes are not a JPEG, PNG or WebP image.
         ImageTooLarge: the bytes exceed the byte or pixel limit.
     """
     check_size(data, limits.max_bytes)
@@ -166,13 +187,8 @@ async def hash_uploads(datas: Sequence[bytes], limits: ImageLimits) -> list[Uplo
 async def _decode(upload: Upload, ctx: FeatureContext) -> np.ndarray:
     if upload.rgb is None:
         async with ctx._pool:
-            decoded = await asyncio.to_thread(
-                decode_image,
-                upload.data,
-                max_bytes=ctx.limits.max_bytes,
-                max_pixels=ctx.limits.max_pixels,
-            )
-        upload.rgb, upload.width, upload.height = decoded.rgb, decoded.width, decoded.height
+            rgb = await asyncio.to_thread(decode_rgb, upload.data, ctx.limits)
+        upload.rgb, upload.width, upload.height = rgb, rgb.shape[1], rgb.shape[0]
     return upload.rgb
 
 

@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.common.blobs import BlobStore
 from services.common.errors import AfinadorError
 from services.reward import store
-from services.reward.blobs import BlobStore, image_key
 from services.reward.errors import InvalidRequest
 from services.reward.extraction import (
     FeatureContext,
@@ -40,11 +40,12 @@ from services.reward.extraction import (
     clip_rows,
     features_for_image,
     hash_uploads,
+    image_key,
+    sha256_hex,
     structure_rows,
     validate_uploads,
 )
 from services.reward.features import FeatureExtractor
-from services.reward.imaging import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +163,10 @@ async def record_observation(
 
 
 async def _keep_bytes(images: BlobStore, datas: list[bytes]) -> None:
-    def put_all() -> None:
-        for data in datas:
-            key = image_key(sha256_hex(data))
-            if not images.exists(key):
-                images.put(key, data)
-
-    await asyncio.to_thread(put_all)
+    for data in datas:
+        key = image_key(await asyncio.to_thread(sha256_hex, data))
+        if not await images.exists(key):
+            await images.put(key, data)
 
 
 # --- several observations per call ---------------------------------------------------

@@ -62,7 +62,7 @@ async def predict_ratings(
         NoValidatedModel: no version given and no validated model is active.
         ModelNotFound: ``version`` does not exist.
         ModelUnavailable: the model's blob or one of its features (CLIP) is unavailable.
-        InvalidImage / ImageTooLarge: an upload is not a usable image.
+        InvalidImage / ImageTooLarge / UnsupportedImageType: an upload is not a usable image.
     """
     if not images or len(images) > max_batch:
         raise InvalidRequest(
@@ -91,7 +91,7 @@ async def predict_ratings(
             f"Model {row.version} uses features this service no longer computes "
             f"({row.feature_version}); retrain the model.",
         )
-    model = await asyncio.to_thread(registry.load, row)
+    model = await registry.load(row)
     uploads = await hash_uploads(images, ctx.limits)
     reference = (await hash_uploads([original], ctx.limits))[0] if original is not None else None
     await validate_uploads([*uploads, *([reference] if reference else [])], ctx)

@@ -15,6 +15,7 @@ the active model, when there is one, is always a validated one.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import pickle
 import threading
@@ -22,8 +23,9 @@ from collections import OrderedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.common.blobs import BlobStore
+from services.common.errors import BlobNotFound
 from services.reward import store
-from services.reward.blobs import BlobStore
 from services.reward.errors import ModelNotFound, ModelUnavailable, RollbackRefused
 from services.reward.model import RatingModel
 from services.reward.models import ModelVersion
@@ -34,7 +36,8 @@ _CACHE_SIZE = 4
 class ModelRegistry:
     """Saves and loads model blobs; keeps the last few loaded models in memory.
 
-    Thread-safe: ``save`` and ``load`` are blocking and may run in worker threads.
+    ``save`` and ``load`` are coroutines; pickling, hashing and unpickling run in worker
+    threads, and the in-memory cache is guarded by a lock.
     """
 
     def __init__(self, blobs: BlobStore) -> None:
@@ -42,41 +45,56 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, RatingModel] = OrderedDict()
         self._lock = threading.Lock()
 
-    def save(self, version: str, model: RatingModel) -> tuple[str, str]:
-        """Store ``model`` as ``version``; returns its blob key and SHA-256."""
-        data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        key = f"{version}.pkl"
-        self.blobs.put(key, data)
-        return key, hashlib.sha256(data).hexdigest()
+    async def save(self, version: str, model: RatingModel) -> tuple[str, str]:
+        """Store ``model`` as ``version``; returns its blob key and SHA-256.
 
-    def load(self, row: ModelVersion) -> RatingModel:
+        Raises:
+            BlobStoreUnavailable: the model store refused the write.
+        """
+        data, digest = await asyncio.to_thread(_pickled, model)
+        key = f"{version}.pkl"
+        await self.blobs.put(key, data)
+        return key, digest
+
+    async def load(self, row: ModelVersion) -> RatingModel:
         """The fitted model of ``row`` (from memory when loaded recently).
 
         Raises:
             ModelUnavailable: the blob is missing or does not match its recorded hash.
+            BlobStoreUnavailable: the model store did not answer.
         """
         with self._lock:
             if row.version in self._loaded:
                 self._loaded.move_to_end(row.version)
                 return self._loaded[row.version]
         try:
-            data = self.blobs.get(row.blob_key)
-        except KeyError as exc:
+            data = await self.blobs.get(row.blob_key)
+        except BlobNotFound as exc:
             raise ModelUnavailable(
                 f"No se encuentra el archivo del modelo {row.version}; reentrena el modelo.",
                 f"The file of model {row.version} is missing; retrain the model.",
             ) from exc
-        if hashlib.sha256(data).hexdigest() != row.blob_sha256:
-            raise ModelUnavailable(
-                f"El archivo del modelo {row.version} está dañado; reentrena el modelo.",
-                f"The file of model {row.version} is corrupt; retrain the model.",
-            )
-        model: RatingModel = pickle.loads(data)  # noqa: S301 - our own, hash-checked blob
+        model = await asyncio.to_thread(_unpickled, data, row)
         with self._lock:
             self._loaded[row.version] = model
             while len(self._loaded) > _CACHE_SIZE:
                 self._loaded.popitem(last=False)
         return model
+
+
+def _pickled(model: RatingModel) -> tuple[bytes, str]:
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _unpickled(data: bytes, row: ModelVersion) -> RatingModel:
+    if hashlib.sha256(data).hexdigest() != row.blob_sha256:
+        raise ModelUnavailable(
+            f"El archivo del modelo {row.version} está dañado; reentrena el modelo.",
+            f"The file of model {row.version} is corrupt; retrain the model.",
+        )
+    model: RatingModel = pickle.loads(data)  # noqa: S301 - our own, hash-checked blob
+    return model
 
 
 async def rollback(

@@ -2,7 +2,11 @@
 
 :func:`start` loads CLIP (when configured; in a worker thread, since loading weights
 takes seconds) and wires the feature context, blob stores, model registry and the
-trainer; :meth:`Runtime.close` stops a background training on shut-down.
+trainer; :meth:`Runtime.close` stops a background training on shut-down and closes
+the blob stores.
+
+The service keeps two blob stores (:func:`open_stores`): labelled images, keyed by
+content hash (:func:`~services.reward.extraction.image_key`), and pickled models.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.reward.blobs import BlobStore, open_stores
+from services.common.blobs import BlobStore, LocalBlobStore, from_url
 from services.reward.clip import load_clip
 from services.reward.extraction import FeatureContext, ImageLimits
 from services.reward.features import FeatureExtractor
@@ -35,6 +39,33 @@ class Runtime:
 
     async def close(self) -> None:
         await self.trainer.close()
+        await self.images.aclose()
+        await self.registry.blobs.aclose()
+
+
+def open_stores(settings: RewardSettings) -> tuple[BlobStore, BlobStore]:
+    """The (images, models) stores that ``REWARD_STORAGE_URL`` names.
+
+    Empty: local directories (``REWARD_IMAGE_DIR``, ``REWARD_MODEL_DIR``). Otherwise
+    the ``images`` and ``models`` sub-locations of the URL (``s3://bucket/prefix`` →
+    ``prefix/images`` and ``prefix/models``; ``file:///dir`` → ``dir/images``…).
+
+    Raises:
+        ValueError: a URL :func:`services.common.blobs.from_url` does not accept.
+    """
+    url = settings.storage_url.strip().rstrip("/")
+    if not url:
+        return LocalBlobStore(settings.images_path), LocalBlobStore(settings.models_path)
+    try:
+        images, models = (
+            from_url(
+                f"{url}/{part}", endpoint_url=settings.s3_endpoint_url, region=settings.aws_region
+            )
+            for part in ("images", "models")
+        )
+    except ValueError as exc:
+        raise ValueError(f"REWARD_STORAGE_URL: {exc}") from exc
+    return images, models
 
 
 async def start(

@@ -81,7 +81,7 @@ class RewardSettings(ServiceSettings):
             "Where models and labelled images live: empty = REWARD_MODEL_DIR and "
             "REWARD_IMAGE_DIR; "
             "s3://bucket/prefix = S3 (prefix/models, prefix/images), for deployments "
-            "whose disks do not survive a restart."
+            "whose disks do not survive a restart; file:///dir = dir/models, dir/images."
         ),
     )
     s3_endpoint_url: str | None = Field(

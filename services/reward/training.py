@@ -37,14 +37,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.blobs import BlobStore
 from services.common.db import utcnow
-from services.common.errors import AfinadorError
+from services.common.errors import AfinadorError, BlobNotFound
 from services.reward import store
-from services.reward.blobs import BlobStore, image_key
 from services.reward.errors import NotEnoughData
-from services.reward.extraction import FeatureContext
+from services.reward.extraction import FeatureContext, decode_rgb, image_key
 from services.reward.gate import GateDecision, HeldOut, decide, paired_tolerances
-from services.reward.imaging import decode_image
 from services.reward.learning import (
     FitOptions,
     TrainingTable,
@@ -374,14 +373,10 @@ class Trainer:
 
     async def _image(self, sha: str) -> np.ndarray | None:
         try:
-            data = await asyncio.to_thread(self.images.get, image_key(sha))
-        except KeyError:
+            data = await self.images.get(image_key(sha))
+        except BlobNotFound:
             return None
-        limits = self.ctx.limits
-        decoded = await asyncio.to_thread(
-            decode_image, data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels
-        )
-        return decoded.rgb
+        return await asyncio.to_thread(decode_rgb, data, self.ctx.limits)
 
     async def _recompute(self, session: AsyncSession, sha: str) -> list[float] | None:
         rgb = await self._image(sha)
@@ -436,7 +431,7 @@ class Trainer:
         try:
             if active.feature_version != self.ctx.feature_version(active.feature_set):
                 return active, None, f"active {active.version} uses features no longer computed"
-            model = await asyncio.to_thread(self.registry.load, active)
+            model = await self.registry.load(active)
             if active.feature_set == "classical+clip" and data.table.clip is None:
                 return active, None, f"active {active.version} needs CLIP embeddings"
             mean, std = await asyncio.to_thread(predict_rows, model, data.table, data.holdout)
@@ -492,7 +487,7 @@ class Trainer:
         validated = decision.passed
         reason = decision.reason
         version = await store.next_version_name(session)
-        key, digest = await asyncio.to_thread(self.registry.save, version, model)
+        key, digest = await self.registry.save(version, model)
         baseline = {
             "constant": constant.as_dict(),
             "incumbent": incumbent.version if incumbent else None,

@@ -8,6 +8,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from services.common.blobs import LocalBlobStore
 from services.common.db import create_engine, session_factory, utcnow
 from services.common.testing import make_test_image, wait_for
 from services.gateway.jobs import JobRunner
@@ -15,7 +16,6 @@ from services.gateway.main import create_app
 from services.gateway.models import GenerationJob, Image, Variant
 from services.gateway.providers import build_providers
 from services.gateway.settings import GatewaySettings
-from services.gateway.storage import LocalBlobStore
 from services.gateway.testing import sign_in_with_token
 
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
+from services.common.errors import ImageTooLarge, InvalidImage, UnsupportedImageType
 from services.common.testing import make_test_image
-from services.gateway.errors import ImageTooLarge, InvalidImage, UnsupportedImageType
 from services.gateway.uploads import normalise_upload
 
 LIMITS = {"max_bytes": 20 * 1024 * 1024, "max_pixels": 40_000_000}

@@ -108,7 +108,7 @@ def test_extract_features_is_cached_by_content(client: TestClient) -> None:
 @pytest.mark.parametrize(
     "payload, status, code",
     [
-        (b"this is not an image at all", 422, "invalid_image"),
+        (b"this is not an image at all", 415, "unsupported_image_type"),
         (b"", 422, "invalid_image"),
         (JPEG[: len(JPEG) // 2], 422, "invalid_image"),
     ],
@@ -216,8 +216,8 @@ def test_observe_rating_out_of_range_is_422_and_stores_nothing(
 
 def test_observe_with_bad_image_stores_nothing_and_can_be_retried(client: TestClient) -> None:
     bad = observe(client, image=b"not an image", rating_id="r-5")
-    assert bad.status_code == 422
-    assert bad.json()["error"]["code"] == "invalid_image"
+    assert bad.status_code == 415
+    assert bad.json()["error"]["code"] == "unsupported_image_type"
     assert client.get("/ml/status").json()["observations"] == 0
     good = observe(client, rating_id="r-5")
     assert good.json() == {"stored": True, "observations": 1}

@@ -191,7 +191,8 @@ def test_weights_and_groups_reach_the_ensemble() -> None:
 def test_importing_the_service_does_not_import_heavy_libraries() -> None:
     code = (
         "import sys, services.reward.main; "
-        "print([m for m in ('sklearn', 'torch', 'transformers', 'boto3') if m in sys.modules])"
+        "print([m for m in ('sklearn', 'torch', 'transformers', 'boto3', 'aioboto3', 'botocore') "
+        "if m in sys.modules])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT

@@ -80,7 +80,7 @@ def test_batch_stores_new_items_reports_duplicates_and_rejects_bad_images(
         (2, "r-2", "rejected"),
         (3, "r-3", "stored"),
     ]
-    assert body["results"][2]["error"]["code"] == "invalid_image"
+    assert body["results"][2]["error"]["code"] == "unsupported_image_type"
     assert body["stored"] == 2 and body["observations"] == 3
     by_id = {o.rating_id: o for o in rows(client, Observation)}
     assert set(by_id) == {"r-0", "r-1", "r-3"}

@@ -222,7 +222,7 @@ def test_train_validate_predict_and_gate(client: TestClient) -> None:
 
     # Bad batches are refused as a whole.
     bad = predict(client, [candidates[0], b"not an image"])
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_image"
+    assert bad.status_code == 415 and bad.json()["error"]["code"] == "unsupported_image_type"
     too_many = predict(client, [candidates[0]] * 33)
     assert too_many.status_code == 422
 
