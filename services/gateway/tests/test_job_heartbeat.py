@@ -20,7 +20,7 @@ from services.gateway.main import create_app
 from services.gateway.models import GenerationJob, Image
 from services.gateway.providers import GenerationRequest, GenerationResult, ProgressCallback
 from services.gateway.settings import GatewaySettings
-from services.gateway.storage import LocalBlobStore
+from services.common.blobs import LocalBlobStore
 from services.gateway.testing import sign_in_with_token
 from services.gateway.tests.test_jobs import queued_experiment
 
