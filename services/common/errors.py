@@ -8,36 +8,75 @@
     └── ServiceUnavailable (503)  a sibling service or provider could not be reached
 
 Services subclass these for their own meanings. Every error a trainer can see is a
-sentence that says what happened and what to do, in Spanish first.
+sentence that says what happened and what to do, in Spanish first. The sentences live in
+catalogues (:mod:`services.common.catalogue`), keyed by the error's code and a reason:
+
+    raise RatingRejected.because("already_rated", experiment=experiment_id)
+
+takes ``rating_rejected.already_rated`` from the raising class's ``catalogue`` (each
+service's root error class names its own); ``raise DatabaseUnavailable()`` takes the
+sentence keyed by the code alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from services.common.catalogue import COMMON, Catalogue, Sentence
+
 log = logging.getLogger(__name__)
 
 
 class AfinadorError(Exception):
+    """Root of every error a caller may be shown.
+
+    Built from a catalogue :class:`Sentence` (see :meth:`because`), from nothing (the
+    sentence keyed by the class's code, formatted with ``details``), or from two
+    sentences written at the raise site, for text that does not come from this code
+    (a sibling service's answer).
+    """
+
     status_code = 500
     code = "internal_error"
+    catalogue: ClassVar[Catalogue] = COMMON
 
-    def __init__(self, message_es: str, message_en: str | None = None, **details: Any) -> None:
+    def __init__(self, message_es: str | Sentence | None = None, message_en: str | None = None,
+                 **details: Any) -> None:
+        if message_es is None:
+            message_es = self.catalogue.sentence(self.code, **details)
+        sentence = message_es if isinstance(message_es, Sentence) else None
+        if sentence is not None:
+            message_es, message_en = sentence.es, sentence.en
+        assert isinstance(message_es, str)
         super().__init__(message_en or message_es)
         self.message_es = message_es
         self.message_en = message_en or message_es
+        self.key: str | None = sentence.key if sentence else None
+        self.params: dict[str, Any] = dict(sentence.params) if sentence else {}
         self.details = details
+
+    @classmethod
+    def because(cls, reason: str | None = None, /, **params: Any) -> Self:
+        """The error with the sentence ``<code>.<reason>`` (or ``<code>``) of the class's
+        catalogue, formatted with ``params``."""
+        key = cls.code if reason is None else f"{cls.code}.{reason}"
+        return cls(cls.catalogue.sentence(key, **params))
+
+    def say(self, lang: str) -> str:
+        """The sentence in ``lang`` (Spanish unless ``"en"``)."""
+        return self.message_en if lang == "en" else self.message_es
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
+            **({"key": self.key} if self.key else {}),
             "message": self.message_es,
             "message_en": self.message_en,
             **({"details": self.details} if self.details else {}),
@@ -55,8 +94,8 @@ class ValidationFailed(AfinadorError):
         for err in errors:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append(f"{where}: {str(err.get('msg', '')).removeprefix('Value error, ')}")
-        return cls("La petición no es válida: " + "; ".join(problems),
-                   "The request is not valid: " + "; ".join(problems))
+        return cls(cls.catalogue.sentence("validation_failed.request",
+                                          problems="; ".join(problems)))
 
 
 class NotFound(AfinadorError):
@@ -86,22 +125,11 @@ def error_body(error: AfinadorError) -> dict[str, Any]:
 
 def unexpected_error() -> AfinadorError:
     """What a caller is told when a bug, not their request, made the call fail."""
-    return AfinadorError(
-        "Error interno inesperado; no se guardó nada. Inténtalo de nuevo y, si se repite, "
-        "avisa al equipo técnico.",
-        "Unexpected internal error; nothing was saved. Try again and, if it happens again, "
-        "tell the technical team.",
-    )
+    return AfinadorError()
 
 
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "La base de datos no responde; no se ha guardado nada. Vuelve a intentarlo en "
-            "unos segundos.",
-            "The database is not answering; nothing was saved. Try again in a few seconds.")
 
 
 DATABASE_DOWN = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
