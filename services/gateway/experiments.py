@@ -19,11 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.messages import Name
 from services.gateway import jobs, prompts, selection, suggestions
 from services.gateway.context import Context, image_url
-from services.gateway.errors import ExperimentNotFound
+from services.gateway.errors import Conflict, ExperimentNotFound, NotFound, ValidationFailed
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, GenerationJob, Image, Rating, Variant
 from services.gateway.schemas import ExperimentOut, OptionOut
@@ -44,11 +43,7 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
     Nothing is stored when any step fails.
     """
     if mode not in MODES:
-        raise ValidationFailed(
-            f"Modo desconocido {mode!r}: elige 'structure' (estructura) "
-            "o 'surfaces' (superficies).",
-            f"Unknown mode {mode!r}: choose 'structure' or 'surfaces'.",
-        )
+        raise ValidationFailed.because("mode", mode=mode)
     project_id = _checked_project_id(project_id)
     settings = ctx.settings
     image = await asyncio.to_thread(
@@ -129,19 +124,13 @@ def _checked_project_id(project_id: str | None) -> str | None:
     try:
         return _PROJECT_ID.validate_python(project_id)
     except PydanticValidationError as exc:
-        raise ValidationFailed(
-            f"El identificador de proyecto debe ser una línea de hasta {PROJECT_ID_MAX} "
-            "caracteres, sin caracteres de control.",
-            f"The project id must be one line of up to {PROJECT_ID_MAX} characters, without "
-            "control characters.") from exc
+        raise ValidationFailed.because("project_id", max=PROJECT_ID_MAX) from exc
 
 
 async def load_experiment(session: AsyncSession, experiment_id: str) -> Experiment:
     experiment = await session.get(Experiment, experiment_id)
     if experiment is None:
-        raise ExperimentNotFound(
-            f"No existe el experimento {experiment_id}.",
-            f"Experiment {experiment_id} does not exist.")
+        raise ExperimentNotFound.because(experiment=experiment_id)
     await session.refresh(experiment, ["variants"])
     return experiment
 
@@ -193,15 +182,12 @@ async def change_variant(ctx: Context, variant_id: str, action: str) -> Variant:
     async with ctx.sessions() as session, session.begin():
         variant = await session.get(Variant, variant_id)
         if variant is None:
-            raise NotFound(f"No existe la variante {variant_id}.",
-                           f"Variant {variant_id} does not exist.")
+            raise NotFound.because("variant", variant=variant_id)
         changed = await (jobs.retry_variant(session, variant_id) if action == "retry"
                          else jobs.cancel_variant(session, variant_id))
         if not changed:
-            raise Conflict(
-                f"La variante está en estado «{variant.status}» y no se puede "
-                f"{'reintentar' if action == 'retry' else 'cancelar'}.",
-                f"The variant is {variant.status} and cannot be {action}ed.")
+            raise Conflict.because("variant_not_retryable" if action == "retry"
+                                   else "variant_not_cancellable", status=variant.status)
     if action == "retry":
         ctx.jobs.notify()
     return variant
@@ -212,7 +198,7 @@ async def experiment_of_variant(ctx: Context, variant_id: str) -> str:
     async with ctx.sessions() as session:
         variant = await session.get(Variant, variant_id)
     if variant is None:
-        raise NotFound("Esa variante ya no existe.", "That variant no longer exists.")
+        raise NotFound.because("variant_gone")
     return variant.experiment_id
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from services.common.errors import ValidationFailed
+from services.gateway.errors import ValidationFailed
 from services.common.messages import Comments
 
 Mode = Literal["structure", "surfaces"]
@@ -21,9 +21,7 @@ def parse_stars(value: Any) -> int:
     Raises:
         ValidationFailed: anything else (``"inf"``, ``"NaN"``, 4.5, ``True``…).
     """
-    problem = ValidationFailed(
-        f"La puntuación debe ser un número entero de 1 a 5 (recibido {str(value)[:20]!r}).",
-        f"The rating must be a whole number from 1 to 5 (got {str(value)[:20]!r}).")
+    problem = ValidationFailed.because("stars", value=str(value)[:20])
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise problem
     try:
@@ -98,11 +96,7 @@ class RatingIn(BaseModel):
     @model_validator(mode="after")
     def _rating_or_reason(self) -> RatingIn:
         if (self.rating is None) == (self.cannot_judge_reason is None):
-            raise ValidationFailed(
-                f"Opción {self.option}: da una puntuación de 1 a 5 o un motivo para no "
-                "juzgarla (no ambos).",
-                f"Option {self.option}: give a rating from 1 to 5 or a reason for not "
-                "judging it (not both).")
+            raise ValidationFailed.because("rating_or_reason", option=self.option)
         return self
 
 

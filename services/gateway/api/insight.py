@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from services.common.errors import NotFound, ValidationFailed
+from services.gateway.errors import NotFound, ValidationFailed
 from services.gateway import dashboard, history, quality, repeats
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, UserDep, require_user
 from services.gateway.api.rendering import render, translator
@@ -36,8 +36,7 @@ def _filters_from(request: Request) -> history.HistoryFilters:
         return history.HistoryFilters.model_validate(raw)
     except ValidationError as exc:
         wrong = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
-        raise ValidationFailed(f"Filtros no válidos ({wrong}): revisa fechas y valores.",
-                               f"Invalid filters ({wrong}): check dates and values.") from exc
+        raise ValidationFailed.because("history_filters", fields=wrong) from exc
 
 
 # status ------------------------------------------------------------------------------
@@ -56,12 +55,12 @@ async def history_page(request: Request, ctx: ContextDep, lang: LangDep, user: U
     params = request.query_params
     sort = params.get("sort") or "newest"
     if sort not in SORTS:
-        raise ValidationFailed("Orden desconocido.", "Unknown sort order.")
+        raise ValidationFailed.because("sort_order")
     try:
         page = int(params.get("page") or 1)
         per_page = min(max(int(params.get("per_page") or 20), 5), 100)
     except ValueError as exc:
-        raise ValidationFailed("Número de página no válido.", "Invalid page number.") from exc
+        raise ValidationFailed.because("page_number") from exc
     filters = _filters_from(request)
     result = await history.history_page(ctx, filters, sort, page, per_page,  # type: ignore[arg-type]
                                         lang)
@@ -179,14 +178,12 @@ async def create_repeat(body: RepeatIn, ctx: ContextDep, admin: AdminDep) -> Rep
             chosen = repeats.choose(await repeats.candidates(session, body.rated_by.strip()),
                                     body.rated_by.strip(), random.Random())
         if chosen is None:
-            raise NotFound("Aún no hay ninguna pareja puntuada que se pueda repetir.",
-                           "There is no rated pair to repeat yet.")
+            raise NotFound.because("repeatable_pair")
         source_id = chosen.id
     else:
         async with ctx.sessions() as session:
             source = await load_experiment(session, source_id)
             if source.rated_at is None:
-                raise ValidationFailed("Solo se pueden repetir experimentos ya puntuados.",
-                                       "Only rated experiments can be repeated.")
+                raise ValidationFailed.because("repeat_unrated")
     repeat = await repeats.create_repeat(ctx, source_id)
     return RepeatOut(experiment_id=repeat.id, repeat_of=source_id)

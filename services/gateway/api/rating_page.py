@@ -21,7 +21,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from services.common.errors import ValidationFailed
+from services.gateway.errors import ValidationFailed
 from services.gateway import experiments, pending, ratings, repeats, reports, revisions
 from services.gateway.api.deps import ContextDep, LangDep, TrainerDep, UserDep, require_user
 from services.gateway.api.enhance import existing_experiment
@@ -233,9 +233,7 @@ class RateForm(BaseModel):
             reason = getattr(self, f"cannot_judge_reason_{option}").strip()
             comments = getattr(self, f"comments_{option}")
             if cannot and not reason:
-                raise ValidationFailed(
-                    f"Elige por qué no puedes juzgar la opción {option}.",
-                    f"Choose why you can't judge option {option}.")
+                raise ValidationFailed.because("cannot_judge_reason", option=option)
             if cannot:
                 items.append(RatingIn(option=option, rating=None, comments=comments,
                                       cannot_judge_reason=reason))
@@ -243,9 +241,7 @@ class RateForm(BaseModel):
                 items.append(RatingIn(option=option, rating=parse_stars(stars),
                                       comments=comments))
         if not items:
-            raise ValidationFailed(
-                "Puntúa al menos una opción (o marca «No puedo juzgar») antes de guardar.",
-                "Rate at least one option (or tick \"I can't judge\") before saving.")
+            raise ValidationFailed.because("nothing_rated")
         seconds = None
         try:
             seconds = max(0.0, min(float(self.seconds_to_rate), 86400.0))
