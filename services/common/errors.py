@@ -63,11 +63,12 @@ class AfinadorError(Exception):
         self.details = details
 
     @classmethod
-    def because(cls, reason: str | None = None, /, **params: Any) -> Self:
+    def because(cls, reason: str | None = None, /, *, details: dict[str, Any] | None = None,
+                **params: Any) -> Self:
         """The error with the sentence ``<code>.<reason>`` (or ``<code>``) of the class's
-        catalogue, formatted with ``params``."""
+        catalogue, formatted with ``params``; ``details`` go into the JSON answer."""
         key = cls.code if reason is None else f"{cls.code}.{reason}"
-        return cls(cls.catalogue.sentence(key, **params))
+        return cls(cls.catalogue.sentence(key, **params), **(details or {}))
 
     def say(self, lang: str) -> str:
         """The sentence in ``lang`` (Spanish unless ``"en"``)."""

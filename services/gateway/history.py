@@ -30,9 +30,9 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
-from services.gateway.errors import ValidationFailed
 from services.common.parameter_space import DIMENSION_NAMES, from_native
 from services.gateway.context import Context, image_url
+from services.gateway.errors import ValidationFailed
 from services.gateway.models import Experiment, Image, Rating, Variant
 
 Sort = Literal["newest", "oldest", "rating_desc", "rating_asc"]

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from services.gateway.errors import ValidationFailed
 from services.common.messages import Comments
+from services.gateway.errors import ValidationFailed
 
 Mode = Literal["structure", "surfaces"]
 Option = Literal["A", "B"]

@@ -14,12 +14,16 @@
         └── InvalidRequest (422)    the request's values are wrong (a rating outside
                                     1–5, too many images in one call)
 
-Each carries a Spanish sentence (shown to trainers) and an English one; the shared
-handler in :mod:`services.common.errors` turns them into JSON responses.
+Each carries a Spanish sentence (shown to trainers) and an English one, from this
+service's catalogue (``errors.<lang>.json`` beside this module, keyed by code); the
+shared handler in :mod:`services.common.errors` turns them into JSON responses.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from services.common.catalogue import COMMON, Catalogue
 from services.common.errors import (
     AfinadorError,
     Conflict,
@@ -28,11 +32,15 @@ from services.common.errors import (
     ValidationFailed,
 )
 
+REWARD = Catalogue("reward", Path(__file__).with_name("errors"), fallback=COMMON)
+"""This service's sentences (``services/reward/errors.<lang>.json``)."""
+
 
 class RewardError(AfinadorError):
     """Root of the reward service's errors."""
 
     code = "reward_error"
+    catalogue = REWARD
 
 
 class InvalidImage(RewardError, ValidationFailed):

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from services.gateway.errors import NotFound, ValidationFailed
 from services.gateway import dashboard, history, quality, repeats
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, UserDep, require_user
 from services.gateway.api.rendering import render, translator
 from services.gateway.charts import format_number, format_percent
+from services.gateway.errors import NotFound, ValidationFailed
 from services.gateway.i18n import Translator
 
 router = APIRouter(dependencies=[Depends(require_user)])

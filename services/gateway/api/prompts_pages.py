@@ -22,13 +22,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from services.gateway.errors import ServiceUnavailable, ValidationFailed
 from services.common.http import path_segment
 from services.gateway import audit, prompt_words
 from services.gateway.accounts import CurrentUser
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, client_ip, require_user
 from services.gateway.api.rendering import is_htmx, render, translator
 from services.gateway.context import Context
+from services.gateway.errors import ServiceUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(require_user)])

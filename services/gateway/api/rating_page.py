@@ -21,12 +21,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from services.gateway.errors import ValidationFailed
 from services.gateway import experiments, pending, ratings, repeats, reports, revisions
 from services.gateway.api.deps import ContextDep, LangDep, TrainerDep, UserDep, require_user
 from services.gateway.api.enhance import existing_experiment
 from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
+from services.gateway.errors import ValidationFailed
 from services.gateway.models import GenerationJob, OutboxMessage, Rating
 from services.gateway.schemas import (
     ExperimentOut,
