@@ -25,6 +25,7 @@ from services.gateway.context import Context, image_url
 from services.gateway.errors import Conflict, ExperimentNotFound, NotFound, ValidationFailed
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, GenerationJob, Image, Rating, Variant
+from services.gateway.providers import messages
 from services.gateway.schemas import ExperimentOut, OptionOut
 from services.gateway.uploads import normalise_upload
 
@@ -135,6 +136,20 @@ async def load_experiment(session: AsyncSession, experiment_id: str) -> Experime
     return experiment
 
 
+def said_error(variant: Variant, lang: str) -> str | None:
+    """The variant's error in ``lang``: said from its catalogue key and parameters, or the
+    Spanish sentence stored with it when it has no key (a row from before migration
+    0008) or the key no longer fits the catalogue."""
+    if variant.error is None or not variant.error_code:
+        return variant.error
+    try:
+        return messages.say(variant.error_code, lang, variant.error_params or {})
+    except (KeyError, IndexError, ValueError) as exc:
+        log.warning("variant %s: error %r can no longer be said (%r); showing the stored text",
+                    variant.id, variant.error_code, exc)
+        return variant.error
+
+
 async def describe_experiment(ctx: Context, experiment_id: str, lang: str = "es"
                               ) -> ExperimentOut:
     async with ctx.sessions() as session:
@@ -152,7 +167,8 @@ async def describe_experiment(ctx: Context, experiment_id: str, lang: str = "es"
             provider_label=ctx.provider_label(v.provider, lang), parameters=v.parameters,
             suggestion_source=v.suggestion_source, prompt_version=v.prompt_version,
             prompt_arm=v.prompt_arm, url=image_url(v.image_id) if v.image_id else None,
-            image_id=v.image_id, error=v.error, duration_ms=v.duration_ms, model=v.model,
+            image_id=v.image_id, error=said_error(v, lang), error_code=v.error_code,
+            error_params=v.error_params, duration_ms=v.duration_ms, model=v.model,
             estimated_cost_usd=v.estimated_cost_usd,
             rating=rating.rating if rating else None,
             comments=rating.comments if rating else None,

@@ -16,6 +16,7 @@ on a retryable error, with backoff).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +37,7 @@ from services.gateway.ids import new_id
 from services.gateway.models import Experiment, GenerationJob, Image, Variant
 from services.gateway.providers import GenerationRequest, GenerationResult, Provider
 from services.gateway.providers._http import ProviderRateLimited
+from services.gateway.providers.messages import provider_error
 from services.gateway.settings import GatewaySettings
 from services.gateway.storage import BlobStore
 
@@ -165,17 +168,17 @@ class JobRunner:
             original = await session.get(Image, experiment.original_image_id)
             assert original is not None
         if job.attempts > job.max_attempts:
-            await self._finish_failed(job, "Se agotaron los intentos de generación.")
+            await self._finish_failed(job, provider_error("attempts_exhausted", retryable=False))
             return
         provider = self.providers.get(variant.provider)
         if provider is None:
-            await self._finish_failed(
-                job, f"El proveedor {variant.provider!r} no está habilitado en este servidor.")
+            await self._finish_failed(job, provider_error(
+                "provider_disabled", retryable=False, provider=variant.provider))
             return
 
         started = time.monotonic()
         await self._set_variant(job, status="running", stage="prepare", progress=0.0,
-                                started_at=utcnow(), error=None)
+                                started_at=utcnow(), **variant_error(None))
         last_report = 0.0
         abandoned = False
         generation: asyncio.Task[GenerationResult] | None = None
@@ -211,15 +214,15 @@ class JobRunner:
             log.info("variant %s: generation stopped (cancelled or taken over)", job.variant_id)
             return
         except ProviderRateLimited as exc:
-            await self._handle_failure(job, exc.message_es, retryable=True,
-                                       delay=exc.retry_after_seconds)
+            await self._handle_failure(job, exc, retryable=True, delay=exc.retry_after_seconds)
             return
         except ProviderError as exc:
-            await self._handle_failure(job, exc.message_es, retryable=exc.retryable)
+            await self._handle_failure(job, exc, retryable=exc.retryable)
             return
         except Exception as exc:
             log.exception("provider %s failed on variant %s", variant.provider, variant.id)
-            await self._handle_failure(job, f"Error inesperado del proveedor: {exc}", True)
+            await self._handle_failure(
+                job, provider_error("unexpected", retryable=True, problem=str(exc)), True)
             return
 
         key = f"variants/{variant.id}.jpg"
@@ -261,8 +264,9 @@ class JobRunner:
             )
         log.info("variant %s generated in %d ms", job.variant_id, duration_ms)
 
-    async def _handle_failure(self, job: ClaimedJob, message: str, retryable: bool,
+    async def _handle_failure(self, job: ClaimedJob, error: ProviderError, retryable: bool,
                               delay: float | None = None) -> None:
+        message = error.message_es
         if retryable and job.attempts < job.max_attempts:
             if delay is None:
                 delay = backoff_delay(job.attempts, base=1.0, cap=30.0)
@@ -276,14 +280,15 @@ class JobRunner:
                 )
                 await session.execute(
                     update(Variant).where(Variant.id == job.variant_id).values(
-                        status="queued", stage="retrying", error=message)
+                        status="queued", stage="retrying", **variant_error(error))
                 )
             log.warning("variant %s failed (attempt %d), retrying in %.1fs: %s",
                         job.variant_id, job.attempts, delay, message)
             return
-        await self._finish_failed(job, message)
+        await self._finish_failed(job, error)
 
-    async def _finish_failed(self, job: ClaimedJob, message: str) -> None:
+    async def _finish_failed(self, job: ClaimedJob, error: ProviderError) -> None:
+        message = error.message_es
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(GenerationJob).where(GenerationJob.id == job.id).values(
@@ -292,7 +297,7 @@ class JobRunner:
             )
             await session.execute(
                 update(Variant).where(Variant.id == job.variant_id).values(
-                    status="failed", stage="failed", error=message, finished_at=utcnow())
+                    status="failed", stage="failed", finished_at=utcnow(), **variant_error(error))
             )
         log.error("variant %s failed for good: %s", job.variant_id, message)
 
@@ -308,6 +313,16 @@ class JobRunner:
                                   .where(Variant.id == job.variant_id, holds).values(**values))
 
 
+def variant_error(error: ProviderError | None) -> dict[str, Any]:
+    """The variant columns that record ``error`` (or clear it): the Spanish sentence, and
+    the catalogue key with its parameters so a page can say it in its own language."""
+    if error is None:
+        return {"error": None, "error_code": None, "error_params": None}
+    # Parameters are stored as JSON; anything unusual in them is kept as its text.
+    params = json.loads(json.dumps(error.params, default=str))
+    return {"error": error.message_es, "error_code": error.key, "error_params": params}
+
+
 async def retry_variant(session: AsyncSession, variant_id: str) -> bool:
     """Put a failed or cancelled variant's job back in the queue. False if not retryable."""
     job = (await session.execute(
@@ -317,7 +332,7 @@ async def retry_variant(session: AsyncSession, variant_id: str) -> bool:
         return False
     job.status, job.attempts, job.available_at, job.last_error = "queued", 0, utcnow(), None
     await session.execute(update(Variant).where(Variant.id == variant_id).values(
-        status="queued", stage="queued", progress=0.0, error=None))
+        status="queued", stage="queued", progress=0.0, **variant_error(None)))
     return True
 
 
@@ -332,5 +347,5 @@ async def cancel_variant(session: AsyncSession, variant_id: str) -> bool:
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
     await session.execute(update(Variant).where(Variant.id == variant_id).values(
-        status="cancelled", stage="cancelled", error=None, finished_at=utcnow()))
+        status="cancelled", stage="cancelled", finished_at=utcnow(), **variant_error(None)))
     return True

@@ -47,7 +47,9 @@ class OptionOut(BaseModel):
     prompt_arm: str
     url: str | None = None
     image_id: str | None = None
-    error: str | None = None
+    error: str | None = None  # in the request's language
+    error_code: str | None = None  # the error's catalogue key (None: none, or an old row)
+    error_params: dict[str, Any] | None = None
     duration_ms: int | None = None
     model: str | None = None
     estimated_cost_usd: float | None = None

@@ -28,6 +28,7 @@ from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
 from services.gateway.errors import ValidationFailed
 from services.gateway.models import GenerationJob, OutboxMessage, Rating
+from services.gateway.providers import messages
 from services.gateway.schemas import (
     ExperimentOut,
     Option,
@@ -50,9 +51,12 @@ SCRIPT_TEXTS = {"need_one": "train.need_one", "need_reason": "train.need_reason"
                 "save_failed": "error.title", "offline": "error.generic"}
 
 
-def error_kind(message: str | None) -> str:
-    """A provider's error, classified so the page can say it in the trainer's language."""
-    text = (message or "").lower()
+def error_kind(option: OptionOut) -> str:
+    """A provider's error, classified so the page can sum it up in the trainer's language:
+    by its catalogue key, or by its words for rows stored before the key was kept."""
+    if option.error_code:
+        return messages.failure_kind(option.error_code, option.error_params or {})
+    text = (option.error or "").lower()
     if re.search(r"timeout|timed out|tiempo|no respondi", text):
         return "timeout"
     if re.search(r"connect|conectar|conexi", text):
@@ -74,7 +78,7 @@ async def _failures(ctx: Context, options: list[OptionOut]) -> dict[str, dict[st
             GenerationJob.variant_id.in_(failed)))).scalars()
         attempts = {j.variant_id: j.attempts for j in jobs}
     return {o.variant_id: {"attempts": max(1, attempts.get(o.variant_id, 1)),
-                           "kind": error_kind(o.error)}
+                           "kind": error_kind(o)}
             for o in options if o.variant_id in attempts}
 
 
