@@ -48,9 +48,6 @@ class InvalidParameters(OptimizerError, ValidationFailed):
     code = "invalid_parameters"
 
     def __init__(self, index: int, reason_es: str, reason_en: str) -> None:
-        say = self.catalogue.say
-        super().__init__(
-            Sentence(self.code, say(self.code, "es", index=index, reason=reason_es),
-                     say(self.code, "en", index=index, reason=reason_en), {"index": index}),
-            index=index,
-        )
+        es = OPTIMIZER.say("invalid_parameters", "es", index=index, reason=reason_es)
+        en = OPTIMIZER.say("invalid_parameters", "en", index=index, reason=reason_en)
+        super().__init__(Sentence(self.code, es, en, {"index": index}), index=index)

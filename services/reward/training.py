@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.common.catalogue import Sentence
 from services.common.db import utcnow
 from services.common.errors import AfinadorError
 from services.reward import store
@@ -222,7 +223,7 @@ class Trainer:
                         1.0,
                         status="skipped",
                         finished_at=utcnow(),
-                        error=_error_dict("training_busy"),
+                        error=_error_dict(REWARD.sentence("training_busy")),
                     )
                     return
                 try:
@@ -259,7 +260,8 @@ class Trainer:
                 1.0,
                 status="failed",
                 finished_at=utcnow(),
-                error=_error_dict("training_failed", kind=type(exc).__name__, problem=str(exc)),
+                error=_error_dict(REWARD.sentence("training_failed", kind=type(exc).__name__,
+                                                   problem=str(exc))),
             )
         finally:
             self._progress.pop(run_id, None)
@@ -542,7 +544,7 @@ class Trainer:
         )
 
 
-def _error_dict(code: str, **params: Any) -> dict[str, Any]:
-    """A run's error, shaped like an error answer (the sentence keyed by ``code``)."""
-    sentence = REWARD.sentence(code, **params)
-    return {"code": code, "key": code, "message": sentence.es, "message_en": sentence.en}
+def _error_dict(sentence: Sentence) -> dict[str, Any]:
+    """A run's error, shaped like an error answer."""
+    return {"code": sentence.key, "key": sentence.key, "message": sentence.es,
+            "message_en": sentence.en}
