@@ -48,8 +48,11 @@ class Use:
 
 
 def _source_files() -> list[Path]:
-    return sorted(p for p in (ROOT / "services").rglob("*.py")
-                  if "tests" not in p.parts and "migrations" not in p.parts)
+    return sorted(
+        p
+        for p in (ROOT / "services").rglob("*.py")
+        if "tests" not in p.parts and "migrations" not in p.parts
+    )
 
 
 def _module(path: Path) -> ModuleType:
@@ -122,8 +125,7 @@ class _Finder(ast.NodeVisitor):
                 return
             for reason in reasons:
                 key = owner.code if reason is None else f"{owner.code}.{reason}"
-                self.uses.append(Use(where, owner.catalogue, key,
-                                     _keywords(node, {"details"})))
+                self.uses.append(Use(where, owner.catalogue, key, _keywords(node, {"details"})))
         elif isinstance(func, ast.Attribute) and func.attr in ("sentence", "say"):
             catalogue = _resolve(func.value, self.module, enclosing)
             if not isinstance(catalogue, Catalogue) or not node.args:
@@ -136,14 +138,27 @@ class _Finder(ast.NodeVisitor):
                 self.uses.append(Use(where, catalogue, key, _keywords(node)))
         elif isinstance(func, ast.Name) and func.id == "provider_error" and node.args:
             for code in _literals(node.args[0]) or []:
-                self.uses.append(Use(where, GATEWAY, f"{PREFIX}{code}",
-                                     _keywords(node, PROVIDER_ERROR_OPTIONS), exact=False))
+                self.uses.append(
+                    Use(
+                        where,
+                        GATEWAY,
+                        f"{PREFIX}{code}",
+                        _keywords(node, PROVIDER_ERROR_OPTIONS),
+                        exact=False,
+                    )
+                )
         elif isinstance(func, ast.Name) and func.id == "_Transient" and node.args:
             for code in _literals(node.args[0]) or []:  # a reason, said inside another
                 self.uses.append(Use(where, GATEWAY, f"{PREFIX}{code}", None))
-        elif (isinstance(func, ast.Attribute) and func.attr == "__init__"
-              and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
-              and func.value.func.id == "super" and not node.args and enclosing):
+        elif (
+            isinstance(func, ast.Attribute)
+            and func.attr == "__init__"
+            and isinstance(func.value, ast.Call)
+            and isinstance(func.value.func, ast.Name)
+            and func.value.func.id == "super"
+            and not node.args
+            and enclosing
+        ):
             owner = getattr(self.module, enclosing, None)
             if _is_error_class(owner):  # super().__init__(**params): the code's sentence
                 self.uses.append(Use(where, owner.catalogue, owner.code, _keywords(node)))
@@ -160,18 +175,34 @@ def _scan() -> tuple[list[Use], list[str], set[str]]:
     literals: set[str] = set()
     for path in _source_files():
         text = path.read_text(encoding="utf-8")
-        if not any(word in text for word in ("because", "sentence(", ".say(", "provider_error",
-                                             "super().__init__(", "Error(")):
+        if not any(
+            word in text
+            for word in (
+                "because",
+                "sentence(",
+                ".say(",
+                "provider_error",
+                "super().__init__(",
+                "Error(",
+            )
+        ):
             continue
         tree = ast.parse(text)
         finder = _Finder(path, _module(path))
         finder.visit(tree)
         uses += finder.uses
         problems += finder.problems
-        codes = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                 and any(isinstance(t, ast.Name) and t.id == "code" for t in n.targets)}
-        literals |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
-                     and isinstance(n.value, str) and id(n) not in codes}
+        codes = {
+            id(n.value)
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "code" for t in n.targets)
+        }
+        literals |= {
+            n.value
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in codes
+        }
     return uses, problems, literals
 
 
@@ -195,7 +226,8 @@ def test_every_key_has_both_sentences_with_the_same_placeholders(name: str) -> N
         assert es[key] != en[key], f"{name}: {key} is not translated"
         assert placeholders(es[key]) == placeholders(en[key]), (
             f"{name}: {key} takes {sorted(placeholders(es[key]))} in Spanish but "
-            f"{sorted(placeholders(en[key]))} in English")
+            f"{sorted(placeholders(en[key]))} in English"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUES))
@@ -225,24 +257,24 @@ def test_gateway_sentences_do_not_shadow_page_texts() -> None:
 
 
 def test_every_key_the_code_names_exists_with_its_parameters(
-        scanned: tuple[list[Use], list[str], set[str]]) -> None:
+    scanned: tuple[list[Use], list[str], set[str]],
+) -> None:
     uses, problems, _ = scanned
     assert len(uses) > 100, "the scan found too few uses: is it still reading the code?"
     for use in uses:
         if use.key not in use.catalogue:
-            problems.append(f"{use.where}: {use.key!r} is not in the {use.catalogue.name} "
-                            "catalogue")
+            problems.append(
+                f"{use.where}: {use.key!r} is not in the {use.catalogue.name} catalogue"
+            )
             continue
         wanted = placeholders(use.catalogue.template(use.key, "es"))
         given = use.params
         if given is None:
             continue
         if use.exact and given != wanted:
-            problems.append(f"{use.where}: {use.key} takes {sorted(wanted)}, given "
-                            f"{sorted(given)}")
+            problems.append(f"{use.where}: {use.key} takes {sorted(wanted)}, given {sorted(given)}")
         elif not use.exact and not given >= wanted:
-            problems.append(f"{use.where}: {use.key} needs {sorted(wanted)}, given "
-                            f"{sorted(given)}")
+            problems.append(f"{use.where}: {use.key} needs {sorted(wanted)}, given {sorted(given)}")
     assert not problems, "\n".join(problems)
 
 
@@ -255,8 +287,11 @@ def _used_keys(uses: list[Use], literals: set[str]) -> Iterator[tuple[Catalogue,
                 yield catalogue, key
             for prefix in (PREFIX, STEP_PREFIX):
                 # A provider step or reason travels as its bare code ("create_prediction").
-                if catalogue is GATEWAY and key.startswith(prefix) and (
-                        key.removeprefix(prefix) in literals):
+                if (
+                    catalogue is GATEWAY
+                    and key.startswith(prefix)
+                    and (key.removeprefix(prefix) in literals)
+                ):
                     yield catalogue, key
 
 

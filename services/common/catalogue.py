@@ -63,8 +63,9 @@ class Catalogue:
     def own(self, lang: Lang) -> Mapping[str, str]:
         """This catalogue's own sentences in ``lang`` (not its fallback's)."""
         if self._texts is None:
-            self._texts = {lang: json.loads(self.path(lang).read_text(encoding="utf-8"))
-                           for lang in LANGUAGES}
+            self._texts = {
+                lang: json.loads(self.path(lang).read_text(encoding="utf-8")) for lang in LANGUAGES
+            }
         return self._texts[lang]
 
     def template(self, key: str, lang: Lang) -> str:
@@ -82,7 +83,8 @@ class Catalogue:
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and (
-            key in self.own("es") or (self.fallback is not None and key in self.fallback))
+            key in self.own("es") or (self.fallback is not None and key in self.fallback)
+        )
 
     def say(self, key: str, lang: str = "es", /, **params: Any) -> str:
         """The sentence for ``key`` in ``lang`` (Spanish unless ``lang`` is ``"en"``)."""
@@ -90,14 +92,16 @@ class Catalogue:
 
     def sentence(self, key: str, /, **params: Any) -> Sentence:
         """The sentence for ``key`` in both languages."""
-        return Sentence(key, self.say(key, "es", **params), self.say(key, "en", **params),
-                        params)
+        return Sentence(key, self.say(key, "es", **params), self.say(key, "en", **params), params)
 
 
 def placeholders(template: str) -> frozenset[str]:
     """The names of the parameters a sentence takes (``{low:g}`` → ``low``)."""
-    return frozenset(name for _, name, _, _ in string.Formatter().parse(template)
-                     if name is not None and name != "")
+    return frozenset(
+        name
+        for _, name, _, _ in string.Formatter().parse(template)
+        if name is not None and name != ""
+    )
 
 
 COMMON = Catalogue("common", Path(__file__).with_name("errors"))

@@ -23,8 +23,9 @@ from pathlib import Path
 from services.common import errors as common
 from services.common.catalogue import COMMON, Catalogue, Sentence
 
-GATEWAY = Catalogue("gateway", Path(__file__).resolve().parents[2] / "web" / "locales" / "errors",
-                    fallback=COMMON)
+GATEWAY = Catalogue(
+    "gateway", Path(__file__).resolve().parents[2] / "web" / "locales" / "errors", fallback=COMMON
+)
 """The gateway's sentences (``web/locales/errors.<lang>.json``)."""
 
 
@@ -80,7 +81,8 @@ class ProviderError(GatewayError):
     status_code = 502
     code = "provider_error"
 
-    def __init__(self, message_es: str | Sentence, message_en: str | None = None, *,
-                 retryable: bool = True):
+    def __init__(
+        self, message_es: str | Sentence, message_en: str | None = None, *, retryable: bool = True
+    ):
         super().__init__(message_es, message_en)
         self.retryable = retryable

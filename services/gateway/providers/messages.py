@@ -52,12 +52,19 @@ def say(key: str, lang: str, params: Mapping[str, Any]) -> str:
     return GATEWAY.say(key, lang, **params)
 
 
-def provider_error(code: str, *, retryable: bool, cls: type[ProviderError] = ProviderError,
-                   extra: dict[str, Any] | None = None, **params: Any) -> ProviderError:
+def provider_error(
+    code: str,
+    *,
+    retryable: bool,
+    cls: type[ProviderError] = ProviderError,
+    extra: dict[str, Any] | None = None,
+    **params: Any,
+) -> ProviderError:
     """A :class:`ProviderError` (or subclass ``cls``) for ``code``, both sentences built,
     with ``key = "provider_error.<code>"`` and ``params``."""
-    sentence = Sentence(PREFIX + code, render(code, "es", params), render(code, "en", params),
-                        params)
+    sentence = Sentence(
+        PREFIX + code, render(code, "es", params), render(code, "en", params), params
+    )
     return cls(sentence, retryable=retryable, **(extra or {}))
 
 
