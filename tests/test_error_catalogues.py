@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 
@@ -91,7 +91,7 @@ def _keywords(call: ast.Call, ignore: set[str] = frozenset()) -> frozenset[str] 
     return frozenset(k.arg for k in call.keywords if k.arg and k.arg not in ignore)
 
 
-def _is_error_class(obj: Any) -> bool:
+def _is_error_class(obj: Any) -> TypeGuard[type[AfinadorError]]:
     return isinstance(obj, type) and issubclass(obj, AfinadorError)
 
 
@@ -133,9 +133,9 @@ class _Finder(ast.NodeVisitor):
             keys = _literals(node.args[0])
             if keys is None:
                 return  # a key held in a variable (a stored error said again)
-            for key in keys:
-                assert key is not None
-                self.uses.append(Use(where, catalogue, key, _keywords(node)))
+            for literal in keys:
+                assert literal is not None
+                self.uses.append(Use(where, catalogue, literal, _keywords(node)))
         elif isinstance(func, ast.Name) and func.id == "provider_error" and node.args:
             for code in _literals(node.args[0]) or []:
                 self.uses.append(
