@@ -33,7 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import utcnow
 from services.gateway import audit
-from services.gateway.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from services.gateway.errors import (
+    GatewayConflict,
+    GatewayNotFound,
+    GatewayUnauthorized,
+    InvalidRequest,
+)
 from services.gateway.ids import new_id
 from services.gateway.models import ApiToken, AuditEntry, User, UserSession
 from services.gateway.settings import GatewaySettings
@@ -50,14 +55,14 @@ _hasher = PasswordHash.recommended()
 _DUMMY_HASH = _hasher.hash("afinador-timing-equaliser")
 
 
-class LoginRequired(Unauthorized):
+class LoginRequired(GatewayUnauthorized):
     code = "login_required"
 
     def __init__(self) -> None:
         super().__init__()
 
 
-class AdminOnly(Unauthorized):
+class AdminOnly(GatewayUnauthorized):
     status_code = 403
     code = "admin_only"
 
@@ -65,7 +70,7 @@ class AdminOnly(Unauthorized):
         super().__init__()
 
 
-class TrainingClosed(Unauthorized):
+class TrainingClosed(GatewayUnauthorized):
     status_code = 403
     code = "training_closed"
 
@@ -73,14 +78,14 @@ class TrainingClosed(Unauthorized):
         super().__init__()
 
 
-class LoginFailed(Unauthorized):
+class LoginFailed(GatewayUnauthorized):
     code = "login_failed"
 
     def __init__(self) -> None:
         super().__init__()
 
 
-class LoginThrottled(Unauthorized):
+class LoginThrottled(GatewayUnauthorized):
     status_code = 429
     code = "login_throttled"
 
@@ -110,13 +115,13 @@ def normalise_username(name: str) -> str:
     username = name.strip().lower()
     if not username or len(username) > USERNAME_MAX or any(
             ch.isspace() or not ch.isprintable() for ch in username):
-        raise ValidationFailed.because("username", max=USERNAME_MAX)
+        raise InvalidRequest.because("username", max=USERNAME_MAX)
     return username
 
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed.because("password_too_short", min=MIN_PASSWORD_LENGTH)
+        raise InvalidRequest.because("password_too_short", min=MIN_PASSWORD_LENGTH)
 
 
 def effective_role(user: User, settings: GatewaySettings) -> Role:
@@ -134,7 +139,7 @@ async def find_user(session: AsyncSession, username: str) -> User | None:
 async def get_user(session: AsyncSession, username: str) -> User:
     user = await find_user(session, username)
     if user is None:
-        raise NotFound.because("user", username=username)
+        raise GatewayNotFound.because("user", username=username)
     return user
 
 
@@ -143,9 +148,9 @@ async def add_user(session: AsyncSession, username: str, password: str, role: Ro
     username = normalise_username(username)
     check_password_strength(password)
     if role not in ROLES:
-        raise ValidationFailed.because("role")
+        raise InvalidRequest.because("role")
     if await find_user(session, username) is not None:
-        raise Conflict.because("user_exists", username=username)
+        raise GatewayConflict.because("user_exists", username=username)
     user = User(id=new_id("usr"), username=username, role=role,
                 password_hash=_hasher.hash(password), active=True)
     session.add(user)
@@ -285,7 +290,7 @@ async def issue_token(session: AsyncSession, username: str, *, actor: str | None
     """A new API token for ``username``; returned once, stored as its hash."""
     user = await get_user(session, username)
     if not user.active:
-        raise Conflict.because("user_inactive", username=user.username)
+        raise GatewayConflict.because("user_inactive", username=user.username)
     token = "afn_" + secrets.token_urlsafe(32)
     session.add(ApiToken(id=new_id("tok"), user_id=user.id, token_hash=digest(token)))
     await audit.record(session, actor, "token_issued", user.username, None)

@@ -1,19 +1,21 @@
 """Gateway errors (all subclasses of the common hierarchy, so one handler maps them).
 
     GatewayError (AfinadorError)     sentences from web/locales/errors.<lang>.json
-    ├── ValidationFailed (422)       the gateway's flavours of the common kinds: same
-    ├── NotFound (404)               code and status, the gateway's catalogue
-    ├── Conflict (409)
-    ├── Unauthorized (401)
-    ├── ServiceUnavailable (503)
+    ├── InvalidRequest (422)         the gateway's own raising of the common kinds
+    ├── GatewayNotFound (404)        (ValidationFailed, NotFound, Conflict, Unauthorized,
+    ├── GatewayConflict (409)        ServiceUnavailable): same code and status, and
+    ├── GatewayUnauthorized (401)    caught as the common kind, but said from the
+    ├── GatewayUnavailable (503)     gateway's catalogue
     ├── InvalidImage (415/413/422)   the upload is not an image we accept
     ├── ExperimentNotFound (404)
     ├── RatingRejected (409/422)     the rating contradicts the experiment's state
     └── ProviderError                a generation provider failed (kept on the variant)
 
 The gateway's sentences live with the pages' texts, so a page and the JSON API say the
-same thing: ``raise RatingRejected.because("already_rated", experiment=...)`` reads the
-key ``rating_rejected.already_rated`` there, and keys it lacks in the common catalogue.
+same thing: ``raise RatingRejected.because("already_rated", option="A")`` reads the key
+``rating_rejected.already_rated`` there, and keys it lacks in the common catalogue.
+Catch the common kinds (``except ServiceUnavailable`` from :mod:`services.common.errors`):
+they cover these and what the shared clients raise.
 """
 
 from __future__ import annotations
@@ -33,27 +35,27 @@ class GatewayError(common.AfinadorError):
     catalogue = GATEWAY
 
 
-class ValidationFailed(common.ValidationFailed, GatewayError):
-    pass
+class InvalidRequest(common.ValidationFailed, GatewayError):
+    """The request's values are wrong (422, ``validation_failed``)."""
 
 
-class NotFound(common.NotFound, GatewayError):
-    pass
+class GatewayNotFound(common.NotFound, GatewayError):
+    """The thing named does not exist (404, ``not_found``)."""
 
 
-class Conflict(common.Conflict, GatewayError):
-    pass
+class GatewayConflict(common.Conflict, GatewayError):
+    """The request contradicts the current state (409, ``conflict``)."""
 
 
-class Unauthorized(common.Unauthorized, GatewayError):
-    pass
+class GatewayUnauthorized(common.Unauthorized, GatewayError):
+    """Not signed in, or not allowed (401, ``unauthorized``; subclasses say 403/429)."""
 
 
-class ServiceUnavailable(common.ServiceUnavailable, GatewayError):
-    pass
+class GatewayUnavailable(common.ServiceUnavailable, GatewayError):
+    """A sibling service the page needs is down (503, ``service_unavailable``)."""
 
 
-class InvalidImage(ValidationFailed):
+class InvalidImage(InvalidRequest):
     code = "invalid_image"
 
 
@@ -67,11 +69,11 @@ class UnsupportedImageType(InvalidImage):
     code = "unsupported_image_type"
 
 
-class ExperimentNotFound(NotFound):
+class ExperimentNotFound(GatewayNotFound):
     code = "experiment_not_found"
 
 
-class RatingRejected(Conflict):
+class RatingRejected(GatewayConflict):
     code = "rating_rejected"
 
 

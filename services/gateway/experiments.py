@@ -22,7 +22,12 @@ from services.common.db import utcnow
 from services.common.messages import Name
 from services.gateway import jobs, prompts, selection, suggestions
 from services.gateway.context import Context, image_url
-from services.gateway.errors import Conflict, ExperimentNotFound, NotFound, ValidationFailed
+from services.gateway.errors import (
+    ExperimentNotFound,
+    GatewayConflict,
+    GatewayNotFound,
+    InvalidRequest,
+)
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, GenerationJob, Image, Rating, Variant
 from services.gateway.providers import messages
@@ -44,7 +49,7 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
     Nothing is stored when any step fails.
     """
     if mode not in MODES:
-        raise ValidationFailed.because("mode", mode=mode)
+        raise InvalidRequest.because("mode", mode=mode)
     project_id = _checked_project_id(project_id)
     settings = ctx.settings
     image = await asyncio.to_thread(
@@ -125,7 +130,7 @@ def _checked_project_id(project_id: str | None) -> str | None:
     try:
         return _PROJECT_ID.validate_python(project_id)
     except PydanticValidationError as exc:
-        raise ValidationFailed.because("project_id", max=PROJECT_ID_MAX) from exc
+        raise InvalidRequest.because("project_id", max=PROJECT_ID_MAX) from exc
 
 
 async def load_experiment(session: AsyncSession, experiment_id: str) -> Experiment:
@@ -198,11 +203,11 @@ async def change_variant(ctx: Context, variant_id: str, action: str) -> Variant:
     async with ctx.sessions() as session, session.begin():
         variant = await session.get(Variant, variant_id)
         if variant is None:
-            raise NotFound.because("variant", variant=variant_id)
+            raise GatewayNotFound.because("variant", variant=variant_id)
         changed = await (jobs.retry_variant(session, variant_id) if action == "retry"
                          else jobs.cancel_variant(session, variant_id))
         if not changed:
-            raise Conflict.because("variant_not_retryable" if action == "retry"
+            raise GatewayConflict.because("variant_not_retryable" if action == "retry"
                                    else "variant_not_cancellable", status=variant.status)
     if action == "retry":
         ctx.jobs.notify()
@@ -214,7 +219,7 @@ async def experiment_of_variant(ctx: Context, variant_id: str) -> str:
     async with ctx.sessions() as session:
         variant = await session.get(Variant, variant_id)
     if variant is None:
-        raise NotFound.because("variant_gone")
+        raise GatewayNotFound.because("variant_gone")
     return variant.experiment_id
 
 

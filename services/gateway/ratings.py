@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
 from services.gateway.context import Context
-from services.gateway.errors import RatingRejected, ValidationFailed
+from services.gateway.errors import InvalidRequest, RatingRejected
 from services.gateway.experiments import load_experiment
 from services.gateway.ids import new_id
 from services.gateway.models import Image, Rating
@@ -54,7 +54,7 @@ async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
     deliver them at once (the outbox keeps retrying in the background if that fails)."""
     options = [r.option for r in body.ratings]
     if len(set(options)) != len(options):
-        raise ValidationFailed.because("option_twice")
+        raise InvalidRequest.because("option_twice")
     rating_ids: list[str] = []
     try:
         async with ctx.sessions() as session, session.begin():
@@ -67,7 +67,7 @@ async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
             for item in body.ratings:
                 variant = by_option.get(item.option)
                 if variant is None:
-                    raise ValidationFailed.because("no_such_option", option=item.option)
+                    raise InvalidRequest.because("no_such_option", option=item.option)
                 if item.option in already:
                     raise RatingRejected.because("already_rated", option=item.option)
                 if variant.status != "succeeded" or variant.image_id is None:

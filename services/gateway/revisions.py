@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.common.db import utcnow
 from services.gateway import audit
 from services.gateway.context import Context
-from services.gateway.errors import ExperimentNotFound, RatingRejected, ValidationFailed
+from services.gateway.errors import ExperimentNotFound, InvalidRequest, RatingRejected
 from services.gateway.experiments import load_experiment
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, Image, Rating, Variant
@@ -118,7 +118,7 @@ async def revise_experiment(ctx: Context, body: RateIn, *, rater: str) -> list[s
         for item in body.ratings:
             variant = by_option.get(item.option)
             if variant is None or variant.image_id is None:
-                raise ValidationFailed.because("option_not_rateable", option=item.option)
+                raise InvalidRequest.because("option_not_rateable", option=item.option)
             rating = existing.get(item.option)
             if rating is None:
                 rating = Rating(id=new_id("rat"), experiment_id=experiment.id,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from services.common.messages import Comments
-from services.gateway.errors import ValidationFailed
+from services.gateway.errors import InvalidRequest
 
 Mode = Literal["structure", "surfaces"]
 Option = Literal["A", "B"]
@@ -19,9 +19,9 @@ def parse_stars(value: Any) -> int:
     """Whole stars from 1 to 5, given as a number or a numeric string.
 
     Raises:
-        ValidationFailed: anything else (``"inf"``, ``"NaN"``, 4.5, ``True``…).
+        InvalidRequest: anything else (``"inf"``, ``"NaN"``, 4.5, ``True``…).
     """
-    problem = ValidationFailed.because("stars", value=str(value)[:20])
+    problem = InvalidRequest.because("stars", value=str(value)[:20])
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise problem
     try:
@@ -98,7 +98,7 @@ class RatingIn(BaseModel):
     @model_validator(mode="after")
     def _rating_or_reason(self) -> RatingIn:
         if (self.rating is None) == (self.cannot_judge_reason is None):
-            raise ValidationFailed.because("rating_or_reason", option=self.option)
+            raise InvalidRequest.because("rating_or_reason", option=self.option)
         return self
 
 

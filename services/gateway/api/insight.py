@@ -17,7 +17,7 @@ from services.gateway import dashboard, history, quality, repeats
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, UserDep, require_user
 from services.gateway.api.rendering import render, translator
 from services.gateway.charts import format_number, format_percent
-from services.gateway.errors import NotFound, ValidationFailed
+from services.gateway.errors import GatewayNotFound, InvalidRequest
 from services.gateway.i18n import Translator
 
 router = APIRouter(dependencies=[Depends(require_user)])
@@ -36,7 +36,7 @@ def _filters_from(request: Request) -> history.HistoryFilters:
         return history.HistoryFilters.model_validate(raw)
     except ValidationError as exc:
         wrong = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
-        raise ValidationFailed.because("history_filters", fields=wrong) from exc
+        raise InvalidRequest.because("history_filters", fields=wrong) from exc
 
 
 # status ------------------------------------------------------------------------------
@@ -55,12 +55,12 @@ async def history_page(request: Request, ctx: ContextDep, lang: LangDep, user: U
     params = request.query_params
     sort = params.get("sort") or "newest"
     if sort not in SORTS:
-        raise ValidationFailed.because("sort_order")
+        raise InvalidRequest.because("sort_order")
     try:
         page = int(params.get("page") or 1)
         per_page = min(max(int(params.get("per_page") or 20), 5), 100)
     except ValueError as exc:
-        raise ValidationFailed.because("page_number") from exc
+        raise InvalidRequest.because("page_number") from exc
     filters = _filters_from(request)
     result = await history.history_page(ctx, filters, sort, page, per_page,  # type: ignore[arg-type]
                                         lang)
@@ -178,12 +178,12 @@ async def create_repeat(body: RepeatIn, ctx: ContextDep, admin: AdminDep) -> Rep
             chosen = repeats.choose(await repeats.candidates(session, body.rated_by.strip()),
                                     body.rated_by.strip(), random.Random())
         if chosen is None:
-            raise NotFound.because("repeatable_pair")
+            raise GatewayNotFound.because("repeatable_pair")
         source_id = chosen.id
     else:
         async with ctx.sessions() as session:
             source = await load_experiment(session, source_id)
             if source.rated_at is None:
-                raise ValidationFailed.because("repeat_unrated")
+                raise InvalidRequest.because("repeat_unrated")
     repeat = await repeats.create_repeat(ctx, source_id)
     return RepeatOut(experiment_id=repeat.id, repeat_of=source_id)

@@ -22,19 +22,20 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from services.common.errors import ServiceUnavailable
 from services.common.http import path_segment
 from services.gateway import audit, prompt_words
 from services.gateway.accounts import CurrentUser
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, client_ip, require_user
 from services.gateway.api.rendering import is_htmx, render, translator
 from services.gateway.context import Context
-from services.gateway.errors import ServiceUnavailable, ValidationFailed
+from services.gateway.errors import GatewayUnavailable, InvalidRequest
 
 log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(require_user)])
 
-def _unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable.because("evolution_down")
+def _unavailable() -> GatewayUnavailable:
+    return GatewayUnavailable.because("evolution_down")
 
 
 async def _call(ctx: Context, method: str, path: str, **kwargs: Any) -> Any:
@@ -44,7 +45,7 @@ async def _call(ctx: Context, method: str, path: str, **kwargs: Any) -> Any:
     """
     try:
         return await ctx.clients.evolution.request(method, path, **kwargs)
-    except ServiceUnavailable as exc:
+    except ServiceUnavailable as exc:  # the client could not reach evolution
         log.warning("prompts page: evolution unavailable: %s", exc)
         raise _unavailable() from exc
 
@@ -123,7 +124,7 @@ async def version_page(version: str, request: Request, ctx: ContextDep, lang: La
 async def diff_view(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
     old, new = request.query_params.get("from", ""), request.query_params.get("to", "")
     if not old or not new:
-        raise ValidationFailed.because("diff_versions")
+        raise InvalidRequest.because("diff_versions")
     diff = prompt_words.diff_for_providers(
         await _call(ctx, "GET", "/prompts/diff", params={"from": old, "to": new}),
         sorted(ctx.providers))
@@ -171,7 +172,7 @@ async def transition_form(version: str, action: Literal["promote", "rollback"],
                           ctx: ContextDep, admin: AdminDep) -> Response:
     reason = form.reason.strip()
     if len(reason) < 3:
-        raise ValidationFailed.because("reason_too_short", min=3)
+        raise InvalidRequest.because("reason_too_short", min=3)
     body: dict[str, Any] = {"actor": admin.username, "reason": reason}
     if action == "rollback" and form.to:
         body["to"] = form.to

@@ -26,7 +26,7 @@ from services.gateway.api.deps import ContextDep, LangDep, TrainerDep, UserDep, 
 from services.gateway.api.enhance import existing_experiment
 from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
-from services.gateway.errors import ValidationFailed
+from services.gateway.errors import InvalidRequest
 from services.gateway.models import GenerationJob, OutboxMessage, Rating
 from services.gateway.providers import messages
 from services.gateway.schemas import (
@@ -227,7 +227,7 @@ class RateForm(BaseModel):
         try:
             return self._to_rate_in()
         except ValidationError as exc:
-            raise ValidationFailed.from_pydantic(exc.errors()) from exc
+            raise InvalidRequest.from_pydantic(exc.errors()) from exc
 
     def _to_rate_in(self) -> RateIn:
         items = []
@@ -237,7 +237,7 @@ class RateForm(BaseModel):
             reason = getattr(self, f"cannot_judge_reason_{option}").strip()
             comments = getattr(self, f"comments_{option}")
             if cannot and not reason:
-                raise ValidationFailed.because("cannot_judge_reason", option=option)
+                raise InvalidRequest.because("cannot_judge_reason", option=option)
             if cannot:
                 items.append(RatingIn(option=option, rating=None, comments=comments,
                                       cannot_judge_reason=reason))
@@ -245,7 +245,7 @@ class RateForm(BaseModel):
                 items.append(RatingIn(option=option, rating=parse_stars(stars),
                                       comments=comments))
         if not items:
-            raise ValidationFailed.because("nothing_rated")
+            raise InvalidRequest.because("nothing_rated")
         seconds = None
         try:
             seconds = max(0.0, min(float(self.seconds_to_rate), 86400.0))
