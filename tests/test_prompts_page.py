@@ -82,11 +82,13 @@ def _internal(evolution_url: str, method: str, path: str, **kwargs: Any) -> Any:
     return response.json()
 
 
-def _wait_run(gateway: TestClient, run_id: int) -> str:
+def _wait_run(gateway: TestClient, run_id: int, headers: dict[str, str] | None = None) -> str:
     """Poll the run fragment (as the page does) until the run is no longer running."""
     deadline = time.monotonic() + 20
     while True:
-        html = gateway.get(f"/prompts/runs/{run_id}").text
+        answer = gateway.get(f"/prompts/runs/{run_id}", headers=headers)
+        assert answer.status_code == 200, answer.text  # not the sign-in page: it would not wait
+        html = answer.text
         if "run-running" not in html:
             return html
         assert time.monotonic() < deadline, "evolution run did not finish"
@@ -203,7 +205,7 @@ def test_only_admins_decide_and_the_actor_is_the_signed_in_admin(
                                headers=admin)
         assert started.status_code == 202, started.text
         assert started.json()["actor"] == "marta"
-        _wait_run(gateway, started.json()["id"])
+        _wait_run(gateway, started.json()["id"], headers=admin)
 
         assert gateway.post("/prompts/versions/v1.0.1/promote", data={"reason": "mejor a ojo"},
                             headers=trainer).status_code == 403

@@ -18,9 +18,6 @@ def service_token_dependency(token: str) -> Callable[[Request], Coroutine[Any, A
     async def require_service_token(request: Request) -> None:
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            raise Unauthorized(
-                "Falta el token de servicio o no es válido.",
-                "Missing or invalid service token.",
-            )
+            raise Unauthorized.because("service_token")
 
     return require_service_token

@@ -14,36 +14,76 @@
         └── BlobStoreUnavailable (503)  the blob store (disk or S3) refused or did not answer
 
 Services subclass these for their own meanings. Every error a trainer can see is a
-sentence that says what happened and what to do, in Spanish first.
+sentence that says what happened and what to do, in Spanish first. The sentences live in
+catalogues (:mod:`services.common.catalogue`), keyed by the error's code and a reason:
+
+    raise RatingRejected.because("already_rated", experiment=experiment_id)
+
+takes ``rating_rejected.already_rated`` from the raising class's ``catalogue`` (each
+service's root error class names its own); ``raise DatabaseUnavailable()`` takes the
+sentence keyed by the code alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from services.common.catalogue import COMMON, Catalogue, Sentence
+
 log = logging.getLogger(__name__)
 
 
 class AfinadorError(Exception):
+    """Root of every error a caller may be shown.
+
+    Built from a catalogue :class:`Sentence` (see :meth:`because`), from nothing (the
+    sentence keyed by the class's code, formatted with ``details``), or from two
+    sentences written at the raise site, for text that does not come from this code
+    (a sibling service's answer).
+    """
+
     status_code = 500
     code = "internal_error"
+    catalogue: ClassVar[Catalogue] = COMMON
 
-    def __init__(self, message_es: str, message_en: str | None = None, **details: Any) -> None:
+    def __init__(self, message_es: str | Sentence | None = None, message_en: str | None = None,
+                 **details: Any) -> None:
+        if message_es is None:
+            message_es = self.catalogue.sentence(self.code, **details)
+        sentence = message_es if isinstance(message_es, Sentence) else None
+        if sentence is not None:
+            message_es, message_en = sentence.es, sentence.en
+        assert isinstance(message_es, str)
         super().__init__(message_en or message_es)
         self.message_es = message_es
         self.message_en = message_en or message_es
+        self.key: str | None = sentence.key if sentence else None
+        self.params: dict[str, Any] = dict(sentence.params) if sentence else {}
         self.details = details
+
+    @classmethod
+    def because(cls, reason: str | None = None, /, *, details: dict[str, Any] | None = None,
+                **params: Any) -> Self:
+        """The error with the sentence ``<code>.<reason>`` (or ``<code>``) of the class's
+        catalogue, formatted with ``params``; ``details`` go into the JSON answer."""
+        key = cls.code if reason is None else f"{cls.code}.{reason}"
+        return cls(cls.catalogue.sentence(key, **params), **(details or {}))
+
+    def say(self, lang: str) -> str:
+        """The sentence in ``lang`` (Spanish unless ``"en"``)."""
+        return self.message_en if lang == "en" else self.message_es
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
+            **({"key": self.key} if self.key else {}),
             "message": self.message_es,
             "message_en": self.message_en,
             **({"details": self.details} if self.details else {}),
@@ -61,8 +101,8 @@ class ValidationFailed(AfinadorError):
         for err in errors:
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append(f"{where}: {str(err.get('msg', '')).removeprefix('Value error, ')}")
-        return cls("La petición no es válida: " + "; ".join(problems),
-                   "The request is not valid: " + "; ".join(problems))
+        return cls(cls.catalogue.sentence("validation_failed.request",
+                                          problems="; ".join(problems)))
 
 
 class NotFound(AfinadorError):
@@ -92,22 +132,11 @@ def error_body(error: AfinadorError) -> dict[str, Any]:
 
 def unexpected_error() -> AfinadorError:
     """What a caller is told when a bug, not their request, made the call fail."""
-    return AfinadorError(
-        "Error interno inesperado; no se guardó nada. Inténtalo de nuevo y, si se repite, "
-        "avisa al equipo técnico.",
-        "Unexpected internal error; nothing was saved. Try again and, if it happens again, "
-        "tell the technical team.",
-    )
+    return AfinadorError()
 
 
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "La base de datos no responde; no se ha guardado nada. Vuelve a intentarlo en "
-            "unos segundos.",
-            "The database is not answering; nothing was saved. Try again in a few seconds.")
 
 
 class BlobNotFound(NotFound):
@@ -116,13 +145,8 @@ class BlobNotFound(NotFound):
     code = "blob_not_found"
 
     def __init__(self, key: str) -> None:
-        super().__init__(
-            f"No se encuentra el archivo {key} en el almacenamiento; puede que se haya "
-            "borrado. Si lo necesitas, vuelve a subirlo.",
-            f"File {key} is not in the storage; it may have been deleted. If you need it, "
-            "upload it again.",
-            key=key)
-        self.key = key
+        super().__init__(COMMON.sentence("blob_not_found", key=key), key=key)
+        self.blob_key = key
 
 
 class BlobStoreUnavailable(ServiceUnavailable):
@@ -131,11 +155,7 @@ class BlobStoreUnavailable(ServiceUnavailable):
     code = "blob_store_unavailable"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"El almacenamiento de archivos no responde ({reason}). Vuelve a intentarlo en "
-            "unos minutos y, si se repite, avisa al equipo técnico.",
-            f"The file storage is not answering ({reason}). Try again in a few minutes and, "
-            "if it happens again, tell the technical team.")
+        super().__init__(COMMON.sentence("blob_store_unavailable", reason=reason))
         self.reason = reason
 
 
@@ -146,19 +166,15 @@ class InvalidImage(ValidationFailed):
 
     @classmethod
     def empty(cls) -> InvalidImage:
-        return cls("La imagen está vacía (0 bytes). Sube un archivo JPEG, PNG o WebP.",
-                   "The image is empty (0 bytes). Upload a JPEG, PNG or WebP file.")
+        return cls.because("empty")
 
     @classmethod
     def damaged(cls) -> InvalidImage:
-        return cls(
-            "La imagen está dañada o incompleta. Vuelve a exportarla y súbela de nuevo.",
-            "The image is damaged or incomplete. Export it again and re-upload it.")
+        return cls.because("damaged")
 
     @classmethod
     def no_pixels(cls, width: int, height: int) -> InvalidImage:
-        return cls(f"La imagen no tiene píxeles ({width}×{height}). Sube otra imagen.",
-                   f"The image has no pixels ({width}×{height}). Upload another image.")
+        return cls.because("no_pixels", width=width, height=height)
 
 
 class ImageTooLarge(InvalidImage):
@@ -169,31 +185,17 @@ class ImageTooLarge(InvalidImage):
 
     @classmethod
     def too_many_bytes(cls, size: int, max_bytes: int) -> ImageTooLarge:
-        have, most = _megabytes(size), _megabytes(max_bytes)
-        return cls(
-            f"La imagen pesa {have} MB; el máximo es {most} MB. Redúcela o comprímela y "
-            "vuelve a subirla.",
-            f"The image is {have} MB; the maximum is {most} MB. Shrink or compress it and "
-            "upload it again.",
-            max_bytes=max_bytes)
+        return cls.because("bytes", details={"max_bytes": max_bytes},
+                           have=_megabytes(size), most=_megabytes(max_bytes))
 
     @classmethod
     def too_many_pixels(cls, max_pixels: int, width: int | None = None,
-               height: int | None = None) -> ImageTooLarge:
+                        height: int | None = None) -> ImageTooLarge:
         most = f"{max_pixels / 1e6:g}"
         if width is None or height is None:  # Pillow refused before telling us the size
-            return cls(
-                f"La imagen tiene demasiados píxeles; el máximo son {most} megapíxeles. "
-                "Redúcela y vuelve a subirla.",
-                f"The image has too many pixels; the maximum is {most} megapixels. Resize "
-                "it and upload it again.",
-                max_pixels=max_pixels)
-        return cls(
-            f"La imagen mide {width}×{height} píxeles; el máximo son {most} megapíxeles. "
-            "Redúcela y vuelve a subirla.",
-            f"The image is {width}×{height} pixels; the maximum is {most} megapixels. "
-            "Resize it and upload it again.",
-            max_pixels=max_pixels)
+            return cls.because("pixels", details={"max_pixels": max_pixels}, most=most)
+        return cls.because("dimensions", details={"max_pixels": max_pixels},
+                           width=width, height=height, most=most)
 
 
 class UnsupportedImageType(InvalidImage):
@@ -204,14 +206,11 @@ class UnsupportedImageType(InvalidImage):
 
     @classmethod
     def unrecognised(cls) -> UnsupportedImageType:
-        return cls("El archivo no es una imagen válida. Sube una imagen JPEG, PNG o WebP.",
-                   "The file is not a valid image. Upload a JPEG, PNG or WebP image.")
+        return cls.because("unrecognised")
 
     @classmethod
     def not_accepted(cls, name: str) -> UnsupportedImageType:
-        return cls(f"Formato {name or 'desconocido'} no admitido. Usa JPEG, PNG o WebP.",
-                   f"Format {name or 'unknown'} is not accepted. Use JPEG, PNG or WebP.",
-                   format=name)
+        return cls.because("format", details={"format": name}, format=name or "?")
 
 
 def _megabytes(size: int) -> str:

@@ -19,6 +19,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from services.common.backoff import backoff_delay
+from services.common.catalogue import COMMON
 from services.common.errors import AfinadorError, ServiceUnavailable
 from services.common.logging import request_id_var
 
@@ -32,10 +33,10 @@ class SiblingRefused(AfinadorError):
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
         detail = body.get("detail") if isinstance(body, dict) else None
+        fallback = COMMON.sentence("sibling_refused", service=service, status=status_code)
         message_es = (error.get("message") or (detail if isinstance(detail, str) else None)
-                      or f"El servicio {service} rechazó la petición (HTTP {status_code}).")
-        message_en = (error.get("message_en")
-                      or f"The {service} service refused the request (HTTP {status_code}).")
+                      or fallback.es)
+        message_en = error.get("message_en") or fallback.en
         super().__init__(message_es, message_en)
         self.service = service
         self.status_code = status_code
@@ -114,10 +115,8 @@ class InternalClient:
             response: httpx.Response = await retrying(
                 self._attempt, method, path, headers, kwargs)
         except _RetryableFailure as exc:
-            raise ServiceUnavailable(
-                f"El servicio {self.name} no responde ({exc}).",
-                f"The {self.name} service is not answering ({exc}).",
-            ) from exc
+            raise ServiceUnavailable.because("sibling", service=self.name,
+                                             problem=str(exc)) from exc
         if response.status_code >= 400:
             try:
                 body: Any = response.json()

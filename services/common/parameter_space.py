@@ -100,10 +100,8 @@ NATIVE_NAMES: dict[str, dict[str, str]] = {
 
 def _check_provider(provider: str) -> None:
     if provider not in NATIVE:
-        raise ValidationFailed(
-            f"Proveedor desconocido: {provider!r}. Válidos: {', '.join(PROVIDERS)}.",
-            f"Unknown provider {provider!r}. Valid: {', '.join(PROVIDERS)}.",
-        )
+        raise ValidationFailed.because("unknown_provider", provider=provider,
+                                       valid=", ".join(PROVIDERS))
 
 
 def _clip(dim: Dimension, value: float) -> float:
@@ -147,18 +145,14 @@ def from_native(parameters: dict[str, Any]) -> tuple[str, dict[str, float]]:
     for dim in DIMENSIONS:
         spec = NATIVE[provider][dim.name]
         if spec.name not in parameters:
-            raise ValidationFailed(
-                f"Falta el parámetro {spec.name!r} para {provider}.",
-                f"Missing parameter {spec.name!r} for {provider}.",
-            )
+            raise ValidationFailed.because("missing_parameter", name=spec.name,
+                                           provider=provider)
         native = float(parameters[spec.name])
         value = spec.from_native(native)
         if not dim.low - 1e-9 <= value <= dim.high + 1e-9:
             low, high = sorted((spec.from_native(dim.low), spec.from_native(dim.high)))
-            raise ValidationFailed(
-                f"{spec.name}={native} está fuera del rango [{low:g}, {high:g}] de {provider}.",
-                f"{spec.name}={native} is outside {provider}'s range [{low:g}, {high:g}].",
-            )
+            raise ValidationFailed.because("parameter_out_of_range", name=spec.name,
+                                           value=native, low=low, high=high, provider=provider)
         values[dim.name] = round(value, 10)
     return provider, values
 

@@ -70,10 +70,7 @@ async def assign(
     """
     champion = await store.active_version(session)
     if champion is None:
-        raise NoActiveVersion(
-            "No hay ninguna versión de prompt activa; revisa la carga de prompts/ al arrancar.",
-            "No prompt version is active; check the prompts/ loading at start-up.",
-        )
+        raise NoActiveVersion.because("check_loading")
     rows: dict[str, PromptVersion] = {champion.version: champion}
     challenger: str | None = None
     test = await store.running_test(session)

@@ -54,10 +54,8 @@ def load_validator(schema_path: Path) -> jsonschema.Draft202012Validator:
     try:
         return _validator(schema_path.resolve())
     except (OSError, ValueError, jsonschema.SchemaError) as exc:
-        raise InvalidPromptVersion(
-            f"No se puede leer el esquema de versiones {schema_path}: {exc}",
-            f"Cannot read the prompt-version schema {schema_path}: {exc}",
-        ) from exc
+        raise InvalidPromptVersion.because("schema_unreadable", path=str(schema_path),
+                                           problem=str(exc)) from exc
 
 
 def _message(error: jsonschema.ValidationError) -> str:
@@ -90,12 +88,9 @@ def validate_document(
         if document["parent_version"] == document["version"]:
             problems.append("parent_version: a version cannot be its own parent")
     if problems:
-        raise InvalidPromptVersion(
-            f"La versión de prompt en {source} no es válida: " + "; ".join(problems),
-            f"The prompt version in {source} is not valid: " + "; ".join(problems),
-            source=source,
-            problems=problems,
-        )
+        raise InvalidPromptVersion.because("invalid", source=source,
+                                           problems="; ".join(problems),
+                                           details={"source": source, "problems": problems})
     return dict(document)
 
 

@@ -15,11 +15,15 @@
 Each class also derives from the common class of its status (``ValidationFailed``,
 ``NotFound``, ``Conflict``, ``ServiceUnavailable``), so callers may catch either the
 service's root or the common meaning. Each carries a Spanish sentence and an English
-one; the one handler in :mod:`services.common.errors` turns them into JSON answers.
+one from this service's catalogue (``errors.<lang>.json`` beside this module, keyed by
+code); the one handler in :mod:`services.common.errors` turns them into JSON answers.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from services.common.catalogue import COMMON, Catalogue
 from services.common.errors import (
     AfinadorError,
     Conflict,
@@ -28,11 +32,15 @@ from services.common.errors import (
     ValidationFailed,
 )
 
+EVOLUTION = Catalogue("evolution", Path(__file__).with_name("errors"), fallback=COMMON)
+"""This service's sentences (``services/evolution/errors.<lang>.json``)."""
+
 
 class EvolutionError(AfinadorError):
     """Root of the evolution service's errors."""
 
     code = "evolution_error"
+    catalogue = EVOLUTION
 
 
 class InvalidPromptVersion(EvolutionError, ValidationFailed):
@@ -47,13 +55,7 @@ class VersionNotFound(EvolutionError, NotFound):
     code = "prompt_version_not_found"
 
     def __init__(self, version: str) -> None:
-        super().__init__(
-            f"La versión de prompt {version!r} no existe. "
-            "Consulta GET /prompts/versions para ver las disponibles.",
-            f"Prompt version {version!r} does not exist. "
-            "See GET /prompts/versions for the available ones.",
-            version=version,
-        )
+        super().__init__(version=version)
 
 
 class RunNotFound(EvolutionError, NotFound):

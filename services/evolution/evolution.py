@@ -67,20 +67,15 @@ async def best_rating(session: AsyncSession, settings: EvolutionSettings) -> flo
     return max(means) if means else None
 
 
-async def blocked_reason(session: AsyncSession) -> tuple[str, str] | None:
-    """Why no evolution may start now (Spanish, English), or None."""
+async def blocked_reason(session: AsyncSession) -> EvolutionBlocked | None:
+    """Why no evolution may start now, or None."""
     test = await store.running_test(session)
     if test is not None:
-        return (f"Hay una prueba A/B sin decidir ({test.champion} contra {test.challenger}); "
-                "la siguiente evolución empezará cuando se decida.",
-                f"An A/B test is undecided ({test.champion} vs {test.challenger}); the next "
-                "evolution starts once it is decided.")
+        return EvolutionBlocked.because("ab_test", champion=test.champion,
+                                        challenger=test.challenger)
     watching = await store.watching_test(session)
     if watching is not None:
-        return (f"{watching.challenger} acaba de ser promovida y se está vigilando; la siguiente "
-                "evolución empezará cuando se confirme.",
-                f"{watching.challenger} was just promoted and is being monitored; the next "
-                "evolution starts once it holds up.")
+        return EvolutionBlocked.because("monitoring", challenger=watching.challenger)
     return None
 
 
@@ -110,11 +105,11 @@ async def claim(sessions: async_sessionmaker[AsyncSession], settings: EvolutionS
         blocked = await blocked_reason(session)
         if blocked is not None:
             if manual:
-                raise EvolutionBlocked(*blocked)
+                raise blocked
             return None
         active = await store.active_version(session)
         if active is None:
-            raise NoActiveVersion("No hay ninguna versión activa.", "No version is active.")
+            raise NoActiveVersion.because()
         if not manual:
             state = await trigger_state(session, settings)
             if due_trigger(state, trigger_rules(settings)) != trigger:
@@ -125,10 +120,7 @@ async def claim(sessions: async_sessionmaker[AsyncSession], settings: EvolutionS
                                     parent=active.version, stale_before=stale)
         if run is None:
             if manual:
-                raise EvolutionBlocked(
-                    "Ya hay una evolución en marcha; espera a que termine.",
-                    "An evolution is already running; wait for it to finish.",
-                )
+                raise EvolutionBlocked.because("running")
             return None
         if reason:
             run.details = {"reason": reason}
@@ -219,8 +211,7 @@ async def execute(sessions: async_sessionmaker[AsyncSession], settings: Evolutio
         async with sessions() as session:
             run = await store.get_run(session, run_id)
             if run is None:
-                raise RunNotFound(f"La evolución {run_id} no existe.",
-                                  f"Evolution run {run_id} does not exist.")
+                raise RunNotFound.because(run=run_id)
             parent = await store.require_version(session, run.parent_version or "")
             groups, reports = await _requests(session, parent, seed=run_id)
             trigger = run.trigger

@@ -221,10 +221,7 @@ async def promote(session: AsyncSession, version: str, *, actor: str, reason: st
     row = await store.require_version(session, version)
     active = await store.active_version(session)
     if active is not None and active.version == version:
-        raise InvalidTransition(
-            f"{version} ya es la versión activa; no hay nada que promover.",
-            f"{version} is already the active version; nothing to promote.",
-        )
+        raise InvalidTransition.because("already_active", version=version)
     previous = active.version if active else None
     await _stop_open_work(session, f"stopped: {actor} promoted {version} by hand")
     await _switch(session, previous, row.version)
@@ -246,15 +243,12 @@ async def rollback(session: AsyncSession, version: str, *, actor: str, reason: s
     row = await store.require_version(session, version)
     active = await store.active_version(session)
     if active is None:
-        raise NoActiveVersion("No hay ninguna versión activa.", "No version is active.")
+        raise NoActiveVersion.because()
     test = await store.running_test(session)
     if active.version == version:
         target = to or row.parent_version
         if target is None or target == version:
-            raise InvalidTransition(
-                f"{version} no tiene una versión anterior; indica a cuál volver ('to').",
-                f"{version} has no earlier version; say which one to go back to ('to').",
-            )
+            raise InvalidTransition.because("no_earlier_version", version=version)
         await store.require_version(session, target)
         await _stop_open_work(session, f"stopped: {actor} rolled back {version}")
         await _switch(session, version, target)
@@ -270,7 +264,4 @@ async def rollback(session: AsyncSession, version: str, *, actor: str, reason: s
                                   to_version=active.version)
         return {"action": "rollback", "active": active.version, "previous": active.version,
                 "audit_id": entry.id}
-    raise InvalidTransition(
-        f"{version} no es la versión activa ni está en una prueba A/B; no hay nada que revertir.",
-        f"{version} is neither the active version nor under an A/B test; nothing to roll back.",
-    )
+    raise InvalidTransition.because("nothing_to_roll_back", version=version)

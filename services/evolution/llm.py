@@ -152,13 +152,9 @@ class LLMEvolver:
                     continue
                 proposal.notes.extend(problems)
                 return proposal
-        raise EvolutionFailed(
-            f"El LLM no dio una propuesta válida en {self.max_attempts} intentos: "
-            + "; ".join(problems),
-            f"The LLM gave no acceptable proposal in {self.max_attempts} attempts: "
-            + "; ".join(problems),
-            attempts=problems,
-        )
+        raise EvolutionFailed.because("llm", attempts=self.max_attempts,
+                                      problems="; ".join(problems),
+                                      details={"attempts": problems})
 
     async def _ask(self, client: Any, messages: list[dict[str, str]]) -> str:
         import openai

@@ -90,11 +90,7 @@ class OfflineEvolver:
         prompt, negative = join_terms(draft.prompt), join_terms(draft.negative)
         problems = violations(prompt, negative, request.prompt, request.negative_prompt)
         if problems:
-            raise EvolutionFailed(
-                "La evolución sin conexión no encontró ningún cambio válido: "
-                + "; ".join(problems),
-                "Offline evolution found no valid change: " + "; ".join(problems),
-            )
+            raise EvolutionFailed.because("offline", problems="; ".join(problems))
         return Proposal(prompt, negative, draft.changes,
                         self._reasoning(request, targets), "offline")
 

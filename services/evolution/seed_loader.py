@@ -56,20 +56,13 @@ def read_version_file(path: Path, validator: Any) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidPromptVersion(
-            f"No se puede leer la versión de prompt {path}: {exc}",
-            f"Cannot read the prompt version {path}: {exc}",
-            source=str(path),
-        ) from exc
+        raise InvalidPromptVersion.because("unreadable", path=str(path), problem=str(exc),
+                                           details={"source": str(path)}) from exc
     document = validate_document(document, validator, str(path))
     if document["version"] != path.stem:
-        raise InvalidPromptVersion(
-            f"{path} contiene la versión {document['version']!r}; el archivo debe llamarse "
-            f"{document['version']}.json.",
-            f"{path} holds version {document['version']!r}; the file must be named "
-            f"{document['version']}.json.",
-            source=str(path),
-        )
+        raise InvalidPromptVersion.because("file_name", path=str(path),
+                                           version=document["version"],
+                                           details={"source": str(path)})
     return document
 
 
@@ -101,11 +94,9 @@ async def store_seed_versions(session: AsyncSession, documents: list[dict[str, A
     for document in documents:
         parent = document["parent_version"]
         if parent is not None and parent not in in_files and parent not in known:
-            raise InvalidPromptVersion(
-                f"La versión {document['version']} deriva de {parent}, que no existe.",
-                f"Version {document['version']} derives from {parent}, which does not exist.",
-                version=document["version"],
-            )
+            raise InvalidPromptVersion.because("unknown_parent", version=document["version"],
+                                               parent=parent,
+                                               details={"version": document["version"]})
     for document in documents:
         version = document["version"]
         if await store.insert_version_if_absent(session, document):
@@ -121,10 +112,7 @@ async def store_seed_versions(session: AsyncSession, documents: list[dict[str, A
             )
     if await store.active_version(session) is None:
         if await store.get_version(session, BASELINE_VERSION) is None:
-            raise NoActiveVersion(
-                f"No hay ninguna versión de prompt activa ni {BASELINE_VERSION} para activar.",
-                f"No prompt version is active and there is no {BASELINE_VERSION} to activate.",
-            )
+            raise NoActiveVersion.because("no_baseline", baseline=BASELINE_VERSION)
         await store.activate(session, BASELINE_VERSION)
         report.activated = BASELINE_VERSION
     return report

@@ -168,13 +168,8 @@ async def record_results(session: AsyncSession, results: Sequence[dict[str, Any]
         - await existing_versions(session, (r["version"] for r in results))
     )
     if unknown:
-        raise UnknownVersion(
-            "Versiones de prompt desconocidas: "
-            + ", ".join(unknown)
-            + ". No se ha guardado ningún resultado.",
-            "Unknown prompt versions: " + ", ".join(unknown) + ". No result was saved.",
-            versions=unknown,
-        )
+        raise UnknownVersion.because(versions=", ".join(unknown),
+                                     details={"versions": unknown})
     unique: dict[str, dict[str, Any]] = {}
     for result in results:
         kept = unique.get(result["rating_id"])

@@ -32,8 +32,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from services.gateway import audit
+from services.gateway.errors import (
+    GatewayConflict,
+    GatewayNotFound,
+    GatewayUnauthorized,
+    InvalidRequest,
+)
 from services.gateway.ids import new_id
 from services.gateway.models import ApiToken, AuditEntry, User, UserSession
 from services.gateway.settings import GatewaySettings
@@ -50,55 +55,42 @@ _hasher = PasswordHash.recommended()
 _DUMMY_HASH = _hasher.hash("afinador-timing-equaliser")
 
 
-class LoginRequired(Unauthorized):
+class LoginRequired(GatewayUnauthorized):
     code = "login_required"
 
     def __init__(self) -> None:
-        super().__init__(
-            "Inicia sesión para continuar.",
-            "Sign in to continue.")
+        super().__init__()
 
 
-class AdminOnly(Unauthorized):
+class AdminOnly(GatewayUnauthorized):
     status_code = 403
     code = "admin_only"
 
     def __init__(self) -> None:
-        super().__init__(
-            "Solo un administrador puede hacer esto.",
-            "Only an administrator can do this.")
+        super().__init__()
 
 
-class TrainingClosed(Unauthorized):
+class TrainingClosed(GatewayUnauthorized):
     status_code = 403
     code = "training_closed"
 
     def __init__(self) -> None:
-        super().__init__(
-            "El modo de entrenamiento está cerrado ahora mismo; solo los administradores "
-            "pueden entrar.",
-            "Training mode is closed right now; only administrators can use it.")
+        super().__init__()
 
 
-class LoginFailed(Unauthorized):
+class LoginFailed(GatewayUnauthorized):
     code = "login_failed"
 
     def __init__(self) -> None:
-        super().__init__(
-            "Usuario o contraseña incorrectos.",
-            "Wrong user name or password.")
+        super().__init__()
 
 
-class LoginThrottled(Unauthorized):
+class LoginThrottled(GatewayUnauthorized):
     status_code = 429
     code = "login_throttled"
 
     def __init__(self, minutes: int) -> None:
-        super().__init__(
-            f"Demasiados intentos fallidos. Espera {minutes} minutos y vuelve a intentarlo, "
-            "o pide a un administrador que restablezca tu contraseña.",
-            f"Too many failed attempts. Wait {minutes} minutes and try again, or ask an "
-            "administrator to reset your password.")
+        super().__init__(minutes=minutes)
 
 
 @dataclass(frozen=True)
@@ -123,17 +115,13 @@ def normalise_username(name: str) -> str:
     username = name.strip().lower()
     if not username or len(username) > USERNAME_MAX or any(
             ch.isspace() or not ch.isprintable() for ch in username):
-        raise ValidationFailed(
-            f"El nombre de usuario debe tener de 1 a {USERNAME_MAX} caracteres, sin espacios.",
-            f"The user name must have 1 to {USERNAME_MAX} characters, without spaces.")
+        raise InvalidRequest.because("username", max=USERNAME_MAX)
     return username
 
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationFailed(
-            f"La contraseña debe tener al menos {MIN_PASSWORD_LENGTH} caracteres.",
-            f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+        raise InvalidRequest.because("password_too_short", min=MIN_PASSWORD_LENGTH)
 
 
 def effective_role(user: User, settings: GatewaySettings) -> Role:
@@ -151,7 +139,7 @@ async def find_user(session: AsyncSession, username: str) -> User | None:
 async def get_user(session: AsyncSession, username: str) -> User:
     user = await find_user(session, username)
     if user is None:
-        raise NotFound(f"No existe el usuario {username}.", f"User {username} does not exist.")
+        raise GatewayNotFound.because("user", username=username)
     return user
 
 
@@ -160,10 +148,9 @@ async def add_user(session: AsyncSession, username: str, password: str, role: Ro
     username = normalise_username(username)
     check_password_strength(password)
     if role not in ROLES:
-        raise ValidationFailed("El rol debe ser «admin» o «trainer».",
-                               "The role must be 'admin' or 'trainer'.")
+        raise InvalidRequest.because("role")
     if await find_user(session, username) is not None:
-        raise Conflict(f"Ya existe el usuario {username}.", f"User {username} already exists.")
+        raise GatewayConflict.because("user_exists", username=username)
     user = User(id=new_id("usr"), username=username, role=role,
                 password_hash=_hasher.hash(password), active=True)
     session.add(user)
@@ -303,8 +290,7 @@ async def issue_token(session: AsyncSession, username: str, *, actor: str | None
     """A new API token for ``username``; returned once, stored as its hash."""
     user = await get_user(session, username)
     if not user.active:
-        raise Conflict(f"El usuario {user.username} está desactivado.",
-                       f"User {user.username} is deactivated.")
+        raise GatewayConflict.because("user_inactive", username=user.username)
     token = "afn_" + secrets.token_urlsafe(32)
     session.add(ApiToken(id=new_id("tok"), user_id=user.id, token_hash=digest(token)))
     await audit.record(session, actor, "token_issued", user.username, None)

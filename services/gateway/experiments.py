@@ -19,13 +19,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
-from services.common.errors import Conflict, NotFound, ValidationFailed
 from services.common.messages import Name
 from services.gateway import jobs, prompts, selection, suggestions
 from services.gateway.context import Context, image_url
-from services.gateway.errors import ExperimentNotFound
+from services.gateway.errors import (
+    ExperimentNotFound,
+    GatewayConflict,
+    GatewayNotFound,
+    InvalidRequest,
+)
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, GenerationJob, Image, Rating, Variant
+from services.gateway.providers import messages
 from services.gateway.schemas import ExperimentOut, OptionOut
 from services.gateway.uploads import normalise_upload
 
@@ -44,11 +49,7 @@ async def create_experiment(ctx: Context, data: bytes, filename: str | None, mod
     Nothing is stored when any step fails.
     """
     if mode not in MODES:
-        raise ValidationFailed(
-            f"Modo desconocido {mode!r}: elige 'structure' (estructura) "
-            "o 'surfaces' (superficies).",
-            f"Unknown mode {mode!r}: choose 'structure' or 'surfaces'.",
-        )
+        raise InvalidRequest.because("mode", mode=mode)
     project_id = _checked_project_id(project_id)
     settings = ctx.settings
     image = await asyncio.to_thread(
@@ -129,21 +130,29 @@ def _checked_project_id(project_id: str | None) -> str | None:
     try:
         return _PROJECT_ID.validate_python(project_id)
     except PydanticValidationError as exc:
-        raise ValidationFailed(
-            f"El identificador de proyecto debe ser una línea de hasta {PROJECT_ID_MAX} "
-            "caracteres, sin caracteres de control.",
-            f"The project id must be one line of up to {PROJECT_ID_MAX} characters, without "
-            "control characters.") from exc
+        raise InvalidRequest.because("project_id", max=PROJECT_ID_MAX) from exc
 
 
 async def load_experiment(session: AsyncSession, experiment_id: str) -> Experiment:
     experiment = await session.get(Experiment, experiment_id)
     if experiment is None:
-        raise ExperimentNotFound(
-            f"No existe el experimento {experiment_id}.",
-            f"Experiment {experiment_id} does not exist.")
+        raise ExperimentNotFound.because(experiment=experiment_id)
     await session.refresh(experiment, ["variants"])
     return experiment
+
+
+def said_error(variant: Variant, lang: str) -> str | None:
+    """The variant's error in ``lang``: said from its catalogue key and parameters, or the
+    Spanish sentence stored with it when it has no key (a row from before migration
+    0008) or the key no longer fits the catalogue."""
+    if variant.error is None or not variant.error_code:
+        return variant.error
+    try:
+        return messages.say(variant.error_code, lang, variant.error_params or {})
+    except (KeyError, IndexError, ValueError) as exc:
+        log.warning("variant %s: error %r can no longer be said (%r); showing the stored text",
+                    variant.id, variant.error_code, exc)
+        return variant.error
 
 
 async def describe_experiment(ctx: Context, experiment_id: str, lang: str = "es"
@@ -163,7 +172,8 @@ async def describe_experiment(ctx: Context, experiment_id: str, lang: str = "es"
             provider_label=ctx.provider_label(v.provider, lang), parameters=v.parameters,
             suggestion_source=v.suggestion_source, prompt_version=v.prompt_version,
             prompt_arm=v.prompt_arm, url=image_url(v.image_id) if v.image_id else None,
-            image_id=v.image_id, error=v.error, duration_ms=v.duration_ms, model=v.model,
+            image_id=v.image_id, error=said_error(v, lang), error_code=v.error_code,
+            error_params=v.error_params, duration_ms=v.duration_ms, model=v.model,
             estimated_cost_usd=v.estimated_cost_usd,
             rating=rating.rating if rating else None,
             comments=rating.comments if rating else None,
@@ -193,15 +203,12 @@ async def change_variant(ctx: Context, variant_id: str, action: str) -> Variant:
     async with ctx.sessions() as session, session.begin():
         variant = await session.get(Variant, variant_id)
         if variant is None:
-            raise NotFound(f"No existe la variante {variant_id}.",
-                           f"Variant {variant_id} does not exist.")
+            raise GatewayNotFound.because("variant", variant=variant_id)
         changed = await (jobs.retry_variant(session, variant_id) if action == "retry"
                          else jobs.cancel_variant(session, variant_id))
         if not changed:
-            raise Conflict(
-                f"La variante está en estado «{variant.status}» y no se puede "
-                f"{'reintentar' if action == 'retry' else 'cancelar'}.",
-                f"The variant is {variant.status} and cannot be {action}ed.")
+            raise GatewayConflict.because("variant_not_retryable" if action == "retry"
+                                   else "variant_not_cancellable", status=variant.status)
     if action == "retry":
         ctx.jobs.notify()
     return variant
@@ -212,7 +219,7 @@ async def experiment_of_variant(ctx: Context, variant_id: str) -> str:
     async with ctx.sessions() as session:
         variant = await session.get(Variant, variant_id)
     if variant is None:
-        raise NotFound("Esa variante ya no existe.", "That variant no longer exists.")
+        raise GatewayNotFound.because("variant_gone")
     return variant.experiment_id
 
 

@@ -30,9 +30,9 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
-from services.common.errors import ValidationFailed
 from services.common.parameter_space import DIMENSION_NAMES, from_native
 from services.gateway.context import Context, image_url
+from services.gateway.errors import InvalidRequest
 from services.gateway.models import Experiment, Image, Rating, Variant
 
 Sort = Literal["newest", "oldest", "rating_desc", "rating_asc"]
@@ -92,13 +92,9 @@ class HistoryFilters(BaseModel):
 def check_filters(filters: HistoryFilters) -> None:
     if (filters.rating_min is not None and filters.rating_max is not None
             and filters.rating_min > filters.rating_max):
-        raise ValidationFailed(
-            "La puntuación mínima no puede ser mayor que la máxima.",
-            "The minimum rating cannot be greater than the maximum.")
+        raise InvalidRequest.because("rating_range")
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-        raise ValidationFailed(
-            "La fecha «desde» es posterior a la fecha «hasta».",
-            "The 'from' date is after the 'to' date.")
+        raise InvalidRequest.because("date_range")
 
 
 def _rating_conditions(filters: HistoryFilters) -> list[Any]:

@@ -19,6 +19,7 @@ on a retryable error, with backoff).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -40,6 +42,7 @@ from services.gateway.ids import new_id
 from services.gateway.models import Experiment, GenerationJob, Image, Variant
 from services.gateway.providers import GenerationRequest, GenerationResult, Provider
 from services.gateway.providers._http import ProviderRateLimited
+from services.gateway.providers.messages import provider_error
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -216,12 +219,12 @@ class JobRunner:
             original = await session.get(Image, experiment.original_image_id)
             assert original is not None
         if job.attempts > job.max_attempts:
-            await self._finish_failed(job, "Se agotaron los intentos de generación.")
+            await self._finish_failed(job, provider_error("attempts_exhausted", retryable=False))
             return
         provider = self.providers.get(variant.provider)
         if provider is None:
-            await self._finish_failed(
-                job, f"El proveedor {variant.provider!r} no está habilitado en este servidor.")
+            await self._finish_failed(job, provider_error(
+                "provider_disabled", retryable=False, provider=variant.provider))
             return
 
         # Only a run marks a variant running, so a claimed job whose variant is running was
@@ -230,7 +233,7 @@ class JobRunner:
         started = time.monotonic()
         await self._set_variant(job, status="running",
                                 stage="resuming" if resuming else "prepare", progress=0.0,
-                                started_at=self.clock(), error=None)
+                                started_at=self.clock(), **variant_error(None))
         last_report = 0.0
         abandoned = False
         generation: asyncio.Task[GenerationResult] | None = None
@@ -280,15 +283,16 @@ class JobRunner:
                          job.variant_id)
                 return
             except ProviderRateLimited as exc:
-                await self._handle_failure(job, exc.message_es, retryable=True,
+                await self._handle_failure(job, exc, retryable=True,
                                            delay=exc.retry_after_seconds)
                 return
             except ProviderError as exc:
-                await self._handle_failure(job, exc.message_es, retryable=exc.retryable)
+                await self._handle_failure(job, exc, retryable=exc.retryable)
                 return
             except Exception as exc:
                 log.exception("provider %s failed on variant %s", variant.provider, variant.id)
-                await self._handle_failure(job, f"Error inesperado del proveedor: {exc}", True)
+                await self._handle_failure(
+                    job, provider_error("unexpected", retryable=True, problem=str(exc)), True)
                 return
 
             key = f"variants/{variant.id}.jpg"
@@ -332,13 +336,14 @@ class JobRunner:
             await session.execute(
                 update(Variant).where(Variant.id == job.variant_id).values(
                     status="succeeded", stage="done", progress=1.0, image_id=image.id,
-                    finished_at=self.clock(), duration_ms=duration_ms, error=None, model=model,
-                    estimated_cost_usd=cost_usd)
+                    finished_at=self.clock(), duration_ms=duration_ms, model=model,
+                    estimated_cost_usd=cost_usd, **variant_error(None))
             )
         log.info("variant %s generated in %d ms", job.variant_id, duration_ms)
 
-    async def _handle_failure(self, job: ClaimedJob, message: str, retryable: bool,
+    async def _handle_failure(self, job: ClaimedJob, error: ProviderError, retryable: bool,
                               delay: float | None = None) -> None:
+        message = error.message_es
         if retryable and job.attempts < job.max_attempts:
             if delay is None:
                 delay = backoff_delay(job.attempts, base=1.0, cap=30.0)
@@ -352,14 +357,15 @@ class JobRunner:
                 )
                 await session.execute(
                     update(Variant).where(Variant.id == job.variant_id).values(
-                        status="queued", stage="retrying", error=message)
+                        status="queued", stage="retrying", **variant_error(error))
                 )
             log.warning("variant %s failed (attempt %d), retrying in %.1fs: %s",
                         job.variant_id, job.attempts, delay, message)
             return
-        await self._finish_failed(job, message)
+        await self._finish_failed(job, error)
 
-    async def _finish_failed(self, job: ClaimedJob, message: str) -> None:
+    async def _finish_failed(self, job: ClaimedJob, error: ProviderError) -> None:
+        message = error.message_es
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(GenerationJob).where(GenerationJob.id == job.id).values(
@@ -368,7 +374,8 @@ class JobRunner:
             )
             await session.execute(
                 update(Variant).where(Variant.id == job.variant_id).values(
-                    status="failed", stage="failed", error=message, finished_at=self.clock())
+                    status="failed", stage="failed", finished_at=self.clock(),
+                    **variant_error(error))
             )
         log.error("variant %s failed for good: %s", job.variant_id, message)
 
@@ -384,6 +391,16 @@ class JobRunner:
                                   .where(Variant.id == job.variant_id, holds).values(**values))
 
 
+def variant_error(error: ProviderError | None) -> dict[str, Any]:
+    """The variant columns that record ``error`` (or clear it): the Spanish sentence, and
+    the catalogue key with its parameters so a page can say it in its own language."""
+    if error is None:
+        return {"error": None, "error_code": None, "error_params": None}
+    # Parameters are stored as JSON; anything unusual in them is kept as its text.
+    params = json.loads(json.dumps(error.params, default=str))
+    return {"error": error.message_es, "error_code": error.key, "error_params": params}
+
+
 async def retry_variant(session: AsyncSession, variant_id: str) -> bool:
     """Put a failed or cancelled variant's job back in the queue. False if not retryable."""
     job = (await session.execute(
@@ -393,7 +410,7 @@ async def retry_variant(session: AsyncSession, variant_id: str) -> bool:
         return False
     job.status, job.attempts, job.available_at, job.last_error = "queued", 0, utcnow(), None
     await session.execute(update(Variant).where(Variant.id == variant_id).values(
-        status="queued", stage="queued", progress=0.0, error=None))
+        status="queued", stage="queued", progress=0.0, **variant_error(None)))
     return True
 
 
@@ -408,5 +425,5 @@ async def cancel_variant(session: AsyncSession, variant_id: str) -> bool:
     if not result.rowcount:  # type: ignore[attr-defined]
         return False
     await session.execute(update(Variant).where(Variant.id == variant_id).values(
-        status="cancelled", stage="cancelled", error=None, finished_at=utcnow()))
+        status="cancelled", stage="cancelled", finished_at=utcnow(), **variant_error(None)))
     return True

@@ -78,7 +78,12 @@ class Variant(Base):
     stage: Mapped[str] = mapped_column(String(32), default="queued")
     progress: Mapped[float] = mapped_column(default=0.0)
     image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id"))
+    # The failure: ``error_code`` is its catalogue key and ``error_params`` its parameters
+    # (said in the page's language); ``error`` the Spanish sentence, all that rows from
+    # before migration 0008 have.
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(80))
+    error_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(128))
     estimated_cost_usd: Mapped[float | None] = mapped_column()

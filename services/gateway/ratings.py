@@ -17,9 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.common.db import utcnow
-from services.common.errors import ValidationFailed
 from services.gateway.context import Context
-from services.gateway.errors import RatingRejected
+from services.gateway.errors import InvalidRequest, RatingRejected
 from services.gateway.experiments import load_experiment
 from services.gateway.ids import new_id
 from services.gateway.models import Image, Rating
@@ -55,8 +54,7 @@ async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
     deliver them at once (the outbox keeps retrying in the background if that fails)."""
     options = [r.option for r in body.ratings]
     if len(set(options)) != len(options):
-        raise ValidationFailed("Cada opción solo puede puntuarse una vez por envío.",
-                               "Each option can be rated only once per submission.")
+        raise InvalidRequest.because("option_twice")
     rating_ids: list[str] = []
     try:
         async with ctx.sessions() as session, session.begin():
@@ -69,18 +67,12 @@ async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
             for item in body.ratings:
                 variant = by_option.get(item.option)
                 if variant is None:
-                    raise ValidationFailed(f"El experimento no tiene la opción {item.option}.",
-                                           f"The experiment has no option {item.option}.")
+                    raise InvalidRequest.because("no_such_option", option=item.option)
                 if item.option in already:
-                    raise RatingRejected(
-                        f"La opción {item.option} ya fue puntuada; no se guardó nada nuevo.",
-                        f"Option {item.option} was already rated; nothing new was saved.")
+                    raise RatingRejected.because("already_rated", option=item.option)
                 if variant.status != "succeeded" or variant.image_id is None:
-                    raise RatingRejected(
-                        f"La opción {item.option} no tiene imagen (estado: {variant.status}); "
-                        "espera a que termine o reinténtala.",
-                        f"Option {item.option} has no image (status: {variant.status}); "
-                        "wait for it or retry it.")
+                    raise RatingRejected.because("no_image", option=item.option,
+                                                 status=variant.status)
                 enhanced = await session.get(Image, variant.image_id)
                 assert enhanced is not None
                 rating = Rating(id=new_id("rat"), experiment_id=experiment.id,
@@ -95,8 +87,7 @@ async def rate_experiment(ctx: Context, body: RateIn, *, rater: str) -> RateOut:
                 rating_ids.append(rating.id)
             experiment.rated_at = utcnow()
     except IntegrityError as exc:
-        raise RatingRejected("Estas opciones ya fueron puntuadas (envío duplicado).",
-                             "These options were already rated (duplicate submission).") from exc
+        raise RatingRejected.because("duplicate") from exc
 
     # Answer as soon as the rating is safe; wait only briefly for the optimizer's
     # acknowledgement so `ml_updated` keeps its meaning. Delivery goes on regardless.

@@ -27,10 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.common.db import utcnow
-from services.common.errors import ValidationFailed
 from services.gateway import audit
 from services.gateway.context import Context
-from services.gateway.errors import ExperimentNotFound, RatingRejected
+from services.gateway.errors import ExperimentNotFound, InvalidRequest, RatingRejected
 from services.gateway.experiments import load_experiment
 from services.gateway.ids import new_id
 from services.gateway.models import Experiment, Image, Rating, Variant
@@ -58,8 +57,7 @@ def undo_seconds_left(saved_at: datetime, now: datetime | None = None) -> int:
 
 
 def _not_yours() -> RatingRejected:
-    return RatingRejected("Solo puedes corregir tus propias puntuaciones.",
-                          "You can only correct your own ratings.")
+    return RatingRejected.because("not_yours")
 
 
 async def own_rating(ctx: Context, rating_id: str, trainer: str) -> Rating:
@@ -67,8 +65,7 @@ async def own_rating(ctx: Context, rating_id: str, trainer: str) -> Rating:
     async with ctx.sessions() as session:
         rating = await session.get(Rating, rating_id)
     if rating is None:
-        raise ExperimentNotFound(f"No existe la puntuación {rating_id}.",
-                                 f"Rating {rating_id} does not exist.")
+        raise ExperimentNotFound.because("rating", rating=rating_id)
     if rating.rated_by != trainer.strip():
         raise _not_yours()
     return rating
@@ -82,26 +79,20 @@ async def saved_values(sessions: async_sessionmaker[AsyncSession], experiment_id
         ratings = list((await session.execute(
             select(Rating).where(Rating.experiment_id == experiment_id))).scalars())
     if not ratings:
-        raise ExperimentNotFound("Ese experimento no tiene puntuaciones que deshacer.",
-                                 "That experiment has no ratings to undo.")
+        raise ExperimentNotFound.because("nothing_to_undo")
     if any(r.rated_by != rated_by for r in ratings):
         raise _not_yours()
     last = max((r.updated_at or r.created_at) for r in ratings)
     if (now or utcnow()) - last > timedelta(seconds=UNDO_SECONDS + UNDO_GRACE_SECONDS):
-        raise RatingRejected(
-            "Ya han pasado 30 s: corrige la puntuación desde el Historial.",
-            "More than 30 s have passed: correct the rating from the History page.")
+        raise RatingRejected.because("undo_expired", seconds=UNDO_SECONDS)
     return {r.option: Saved(r.rating, r.comments, r.cannot_judge_reason) for r in ratings}
 
 
 def _apply(rating: Rating, stars: int | None, comments: str, reason: str | None) -> bool:
     """Change ``rating`` in place; True when the learning services must hear of it."""
     if rating.rating is not None and stars is None:
-        raise RatingRejected(
-            f"La opción {rating.option} ya se envió con {rating.rating} estrellas y no puede "
-            "pasar a «no puedo juzgar»; corrige las estrellas o déjala como está.",
-            f"Option {rating.option} was already sent with {rating.rating} stars and cannot "
-            "become \"I can't judge\"; correct the stars or leave it as it is.")
+        raise RatingRejected.because("stars_to_cannot_judge", option=rating.option,
+                                     stars=rating.rating)
     changed = (rating.rating, rating.comments, rating.cannot_judge_reason) != (
         stars, comments, reason)
     rating.rating, rating.comments, rating.cannot_judge_reason = stars, comments, reason
@@ -127,8 +118,7 @@ async def revise_experiment(ctx: Context, body: RateIn, *, rater: str) -> list[s
         for item in body.ratings:
             variant = by_option.get(item.option)
             if variant is None or variant.image_id is None:
-                raise ValidationFailed(f"La opción {item.option} no se puede puntuar.",
-                                       f"Option {item.option} cannot be rated.")
+                raise InvalidRequest.because("option_not_rateable", option=item.option)
             rating = existing.get(item.option)
             if rating is None:
                 rating = Rating(id=new_id("rat"), experiment_id=experiment.id,
@@ -161,8 +151,7 @@ async def revise_rating(ctx: Context, rating_id: str, edit: RatingEditIn, editor
     async with ctx.sessions() as session, session.begin():
         rating = await session.get(Rating, rating_id)
         if rating is None:
-            raise ExperimentNotFound(f"No existe la puntuación {rating_id}.",
-                                     f"Rating {rating_id} does not exist.")
+            raise ExperimentNotFound.because("rating", rating=rating_id)
         if rating.rated_by != editor.strip():
             raise _not_yours()
         variant = await session.get(Variant, rating.variant_id)

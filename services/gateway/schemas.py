@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from services.common.errors import ValidationFailed
 from services.common.messages import Comments
+from services.gateway.errors import InvalidRequest
 
 Mode = Literal["structure", "surfaces"]
 Option = Literal["A", "B"]
@@ -19,11 +19,9 @@ def parse_stars(value: Any) -> int:
     """Whole stars from 1 to 5, given as a number or a numeric string.
 
     Raises:
-        ValidationFailed: anything else (``"inf"``, ``"NaN"``, 4.5, ``True``…).
+        InvalidRequest: anything else (``"inf"``, ``"NaN"``, 4.5, ``True``…).
     """
-    problem = ValidationFailed(
-        f"La puntuación debe ser un número entero de 1 a 5 (recibido {str(value)[:20]!r}).",
-        f"The rating must be a whole number from 1 to 5 (got {str(value)[:20]!r}).")
+    problem = InvalidRequest.because("stars", value=str(value)[:20])
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise problem
     try:
@@ -49,7 +47,9 @@ class OptionOut(BaseModel):
     prompt_arm: str
     url: str | None = None
     image_id: str | None = None
-    error: str | None = None
+    error: str | None = None  # in the request's language
+    error_code: str | None = None  # the error's catalogue key (None: none, or an old row)
+    error_params: dict[str, Any] | None = None
     duration_ms: int | None = None
     model: str | None = None
     estimated_cost_usd: float | None = None
@@ -98,11 +98,7 @@ class RatingIn(BaseModel):
     @model_validator(mode="after")
     def _rating_or_reason(self) -> RatingIn:
         if (self.rating is None) == (self.cannot_judge_reason is None):
-            raise ValidationFailed(
-                f"Opción {self.option}: da una puntuación de 1 a 5 o un motivo para no "
-                "juzgarla (no ambos).",
-                f"Option {self.option}: give a rating from 1 to 5 or a reason for not "
-                "judging it (not both).")
+            raise InvalidRequest.because("rating_or_reason", option=self.option)
         return self
 
 

@@ -25,7 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette_csrf import CSRFMiddleware
 
-from services.common.errors import AfinadorError, error_body
+from services.common.errors import error_body
+from services.gateway.errors import GatewayError
 from services.gateway.settings import GatewaySettings
 
 SESSION_COOKIE = "afinador_session"
@@ -48,16 +49,12 @@ CONTENT_SECURITY_POLICY = "; ".join([
 DOCS_PATHS = ("/docs", "/redoc")
 
 
-class CrossSiteRefused(AfinadorError):
+class CrossSiteRefused(GatewayError):
     status_code = 403
     code = "cross_site_refused"
 
     def __init__(self) -> None:
-        super().__init__(
-            "La petición no viene de una página de Afinador (falta el token de seguridad o el "
-            "origen no coincide); recarga la página y vuelve a intentarlo.",
-            "The request does not come from an Afinador page (missing security token or "
-            "foreign origin); reload the page and try again.")
+        super().__init__()
 
 
 def _refusal() -> JSONResponse:

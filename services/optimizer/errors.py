@@ -2,11 +2,14 @@
 
     AfinadorError (services.common.errors)
     └── OptimizerError                root of this service's errors
+        ├── InvalidRequest (422)      the request's values are wrong (unknown or no
+        │                             providers)
         └── InvalidParameters (422)   a rating's parameters are not a point of the
                                       space (unknown provider, missing name, out of
                                       range); the whole batch is refused
 
-Each carries a Spanish sentence and an English one; the one handler in
+Each carries a Spanish sentence and an English one from this service's catalogue
+(``errors.<lang>.json`` beside this module, keyed by code); the one handler in
 :mod:`services.common.errors` turns them into JSON responses (``detail`` in Spanish,
 ``error.code``, ``error.message_en``). Numerical trouble in the model is never an
 error a caller sees: it is logged and the service answers from the best observed
@@ -15,13 +18,27 @@ point (see :mod:`services.optimizer.recommendation`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from services.common.catalogue import COMMON, Catalogue, Sentence
 from services.common.errors import AfinadorError, ValidationFailed
+
+OPTIMIZER = Catalogue("optimizer", Path(__file__).with_name("errors"), fallback=COMMON)
+"""This service's sentences (``services/optimizer/errors.<lang>.json``)."""
 
 
 class OptimizerError(AfinadorError):
     """Root of the optimizer service's errors."""
 
     code = "optimizer_error"
+    catalogue = OPTIMIZER
+
+
+class InvalidRequest(OptimizerError, ValidationFailed):
+    """The request is well formed but its values are wrong."""
+
+    status_code = 422
+    code = "validation_failed"
 
 
 class InvalidParameters(OptimizerError, ValidationFailed):
@@ -31,9 +48,6 @@ class InvalidParameters(OptimizerError, ValidationFailed):
     code = "invalid_parameters"
 
     def __init__(self, index: int, reason_es: str, reason_en: str) -> None:
-        super().__init__(
-            f"results[{index}].parameters: {reason_es} "
-            "No se ha guardado ninguna valoración del lote.",
-            f"results[{index}].parameters: {reason_en} No rating of the batch was stored.",
-            index=index,
-        )
+        es = OPTIMIZER.say("invalid_parameters", "es", index=index, reason=reason_es)
+        en = OPTIMIZER.say("invalid_parameters", "en", index=index, reason=reason_en)
+        super().__init__(Sentence(self.code, es, en, {"index": index}), index=index)

@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.common.errors import ValidationFailed
 from services.common.parameter_space import (
     DIMENSIONS,
     NATIVE,
@@ -26,6 +25,7 @@ from services.common.parameter_space import (
     PROVIDERS,
     to_native,
 )
+from services.optimizer.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -66,20 +66,16 @@ def normalise_providers(providers: Iterable[str]) -> tuple[str, ...]:
     """Deduplicate and order providers canonically (the order of ``PROVIDERS``).
 
     Raises:
-        ValidationFailed: a provider is unknown or the list is empty.
+        InvalidRequest: a provider is unknown or the list is empty.
     """
     given = list(providers)
     unknown = sorted({p for p in given if p not in PROVIDERS})
     if unknown:
-        raise ValidationFailed(
-            f"Proveedores desconocidos: {', '.join(unknown)}. Válidos: {', '.join(PROVIDERS)}.",
-            f"Unknown providers: {', '.join(unknown)}. Valid: {', '.join(PROVIDERS)}.",
-        )
+        raise InvalidRequest.because("unknown_providers", providers=", ".join(unknown),
+                                     valid=", ".join(PROVIDERS))
     ordered = tuple(p for p in PROVIDERS if p in given)
     if not ordered:
-        raise ValidationFailed(
-            "Hay que habilitar al menos un proveedor.", "At least one provider must be enabled."
-        )
+        raise InvalidRequest.because("no_provider")
     return ordered
 
 

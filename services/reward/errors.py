@@ -11,8 +11,9 @@
         └── InvalidRequest (422)    the request's values are wrong (a rating outside
                                     1–5, too many images in one call)
 
-Each carries a Spanish sentence (shown to trainers) and an English one; the shared
-handler in :mod:`services.common.errors` turns them into JSON responses.
+Each carries a Spanish sentence (shown to trainers) and an English one, from this
+service's catalogue (``errors.<lang>.json`` beside this module, keyed by code); the
+shared handler in :mod:`services.common.errors` turns them into JSON responses.
 
 Uploads that are not an image this service can use raise the shared ``InvalidImage``
 (422), ``ImageTooLarge`` (413) or ``UnsupportedImageType`` (415) of
@@ -23,6 +24,9 @@ service); the blob stores raise the shared ``BlobNotFound`` (404) and
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from services.common.catalogue import COMMON, Catalogue
 from services.common.errors import (
     AfinadorError,
     Conflict,
@@ -31,11 +35,15 @@ from services.common.errors import (
     ValidationFailed,
 )
 
+REWARD = Catalogue("reward", Path(__file__).with_name("errors"), fallback=COMMON)
+"""This service's sentences (``services/reward/errors.<lang>.json``)."""
+
 
 class RewardError(AfinadorError):
     """Root of the reward service's errors."""
 
     code = "reward_error"
+    catalogue = REWARD
 
 
 class ModelUnavailable(RewardError, ServiceUnavailable):

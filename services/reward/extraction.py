@@ -163,10 +163,7 @@ class FeatureContext:
         parts = [self.extractor.version, self.structure_version]
         if feature_set == "classical+clip":
             if self.clip is None:
-                raise ModelUnavailable(
-                    "Este modelo necesita CLIP, que no está disponible en este servicio.",
-                    "This model needs CLIP, which is not available in this service.",
-                )
+                raise ModelUnavailable.because("model_needs_clip")
             parts.append(self.clip.version)
         return "+".join(parts)
 
@@ -260,9 +257,7 @@ async def clip_rows(
 ) -> np.ndarray:
     """CLIP embeddings of each upload, cached; all misses go through one batched call."""
     if ctx.clip is None:
-        raise ModelUnavailable(
-            "CLIP no está disponible en este servicio.", "CLIP is not available in this service."
-        )
+        raise ModelUnavailable.because("no_clip")
     clip = ctx.clip
     cached = await store.get_cached_many(session, [u.sha256 for u in uploads], clip.version)
     todo: dict[str, Upload] = {u.sha256: u for u in uploads if u.sha256 not in cached}

@@ -95,11 +95,8 @@ async def record_observation(
         InvalidImage: the image is not readable (only checked for a new rating id).
     """
     if not MIN_RATING <= label.rating <= MAX_RATING:
-        raise InvalidRequest(
-            f"La puntuación debe estar entre {MIN_RATING} y {MAX_RATING} estrellas "
-            f"(se recibió {label.rating}).",
-            f"The rating must be between {MIN_RATING} and {MAX_RATING} stars (got {label.rating}).",
-        )
+        raise InvalidRequest.because("rating_range", min=MIN_RATING, max=MAX_RATING,
+                                     rating=label.rating)
     existing = await store.get_observation(session, label.rating_id)
     stored = False
     if existing is None:

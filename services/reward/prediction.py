@@ -65,32 +65,18 @@ async def predict_ratings(
         InvalidImage / ImageTooLarge / UnsupportedImageType: an upload is not a usable image.
     """
     if not images or len(images) > max_batch:
-        raise InvalidRequest(
-            f"Envía entre 1 y {max_batch} imágenes (se recibieron {len(images)}).",
-            f"Send between 1 and {max_batch} images (got {len(images)}).",
-        )
+        raise InvalidRequest.because("image_count", max=max_batch, images=len(images))
     if version is None:
         row = await store.get_active_model(session)
         if row is None or not row.validated:
-            raise NoValidatedModel(
-                "Todavía no hay un modelo de recompensa validado; sigue valorando imágenes "
-                "(fase 1).",
-                "There is no validated reward model yet; keep rating images (phase 1).",
-            )
+            raise NoValidatedModel.because()
     else:
         row = await store.get_model(session, version)
         if row is None:
-            raise ModelNotFound(
-                f"No existe la versión de modelo {version}.",
-                f"There is no model version {version}.",
-            )
+            raise ModelNotFound.because(version=version)
     if row.feature_version != ctx.feature_version(row.feature_set):
-        raise ModelUnavailable(
-            f"El modelo {row.version} usa características que este servicio ya no calcula "
-            f"({row.feature_version}); reentrena el modelo.",
-            f"Model {row.version} uses features this service no longer computes "
-            f"({row.feature_version}); retrain the model.",
-        )
+        raise ModelUnavailable.because("stale_features", version=row.version,
+                                       features=row.feature_version)
     model = await registry.load(row)
     uploads = await hash_uploads(images, ctx.limits)
     reference = (await hash_uploads([original], ctx.limits))[0] if original is not None else None

@@ -70,10 +70,7 @@ class ModelRegistry:
         try:
             data = await self.blobs.get(row.blob_key)
         except BlobNotFound as exc:
-            raise ModelUnavailable(
-                f"No se encuentra el archivo del modelo {row.version}; reentrena el modelo.",
-                f"The file of model {row.version} is missing; retrain the model.",
-            ) from exc
+            raise ModelUnavailable.because("file_missing", version=row.version) from exc
         model = await asyncio.to_thread(_unpickled, data, row)
         with self._lock:
             self._loaded[row.version] = model
@@ -89,10 +86,7 @@ def _pickled(model: RatingModel) -> tuple[bytes, str]:
 
 def _unpickled(data: bytes, row: ModelVersion) -> RatingModel:
     if hashlib.sha256(data).hexdigest() != row.blob_sha256:
-        raise ModelUnavailable(
-            f"El archivo del modelo {row.version} está dañado; reentrena el modelo.",
-            f"The file of model {row.version} is corrupt; retrain the model.",
-        )
+        raise ModelUnavailable.because("file_corrupt", version=row.version)
     model: RatingModel = pickle.loads(data)  # noqa: S301 - our own, hash-checked blob
     return model
 
@@ -114,22 +108,13 @@ async def rollback(
     if version is None:
         target = await store.previous_validated(session, current_version)
         if target is None:
-            raise RollbackRefused(
-                "No hay una versión validada anterior a la que volver.",
-                "There is no earlier validated version to roll back to.",
-            )
+            raise RollbackRefused.because("nothing_earlier")
     else:
         target = await store.get_model(session, version)
         if target is None:
-            raise ModelNotFound(
-                f"No existe la versión de modelo {version}.",
-                f"There is no model version {version}.",
-            )
+            raise ModelNotFound.because(version=version)
         if not target.validated:
-            raise RollbackRefused(
-                f"La versión {version} no pasó la validación y no puede activarse.",
-                f"Version {version} did not pass validation and cannot be activated.",
-            )
+            raise RollbackRefused.because("not_validated", version=version)
     await store.activate(session, target.version)
     await store.audit(
         session,

@@ -38,10 +38,11 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.common.blobs import BlobStore
+from services.common.catalogue import Sentence
 from services.common.db import utcnow
 from services.common.errors import AfinadorError, BlobNotFound
 from services.reward import store
-from services.reward.errors import NotEnoughData
+from services.reward.errors import REWARD, NotEnoughData
 from services.reward.extraction import FeatureContext, decode_rgb, image_key
 from services.reward.gate import GateDecision, HeldOut, decide, paired_tolerances
 from services.reward.learning import (
@@ -221,11 +222,7 @@ class Trainer:
                         1.0,
                         status="skipped",
                         finished_at=utcnow(),
-                        error=_error_dict(
-                            "training_busy",
-                            "Otra réplica está entrenando un modelo; este entrenamiento se omitió.",
-                            "Another replica is training a model; this training was skipped.",
-                        ),
+                        error=_error_dict(REWARD.sentence("training_busy")),
                     )
                     return
                 try:
@@ -262,13 +259,8 @@ class Trainer:
                 1.0,
                 status="failed",
                 finished_at=utcnow(),
-                error=_error_dict(
-                    "training_failed",
-                    f"El entrenamiento falló ({type(exc).__name__}); el modelo activo sigue "
-                    "siendo el mismo. Revisa los registros del servicio.",
-                    f"The training failed ({type(exc).__name__}: {exc}); the active model is "
-                    "unchanged. Check the service logs.",
-                ),
+                error=_error_dict(REWARD.sentence("training_failed", kind=type(exc).__name__,
+                                                   problem=str(exc))),
             )
         finally:
             self._progress.pop(run_id, None)
@@ -290,15 +282,9 @@ class Trainer:
         n_train = len({data.table.images[k] for k in np.flatnonzero(~hold)})
         n_hold = len({data.table.images[k] for k in np.flatnonzero(hold)})
         if n_train < s.min_train or n_hold < s.min_holdout:
-            raise NotEnoughData(
-                f"Hacen falta al menos {s.min_train} imágenes valoradas para entrenar y "
-                f"{s.min_holdout} para validar; hay {n_train} y {n_hold}. "
-                "Sigue valorando imágenes.",
-                f"At least {s.min_train} rated images for training and {s.min_holdout} held "
-                f"out are needed; there are {n_train} and {n_hold}. Keep rating images.",
-                n_train=n_train,
-                n_holdout=n_hold,
-            )
+            raise NotEnoughData.because(min_train=s.min_train, min_holdout=s.min_holdout,
+                                        n_train=n_train, n_holdout=n_hold,
+                                        details={"n_train": n_train, "n_holdout": n_hold})
         await self._set(run_id, "fitting", 0.05)
         options = FitOptions(
             resamples=s.ensemble_resamples,
@@ -553,5 +539,7 @@ class Trainer:
         )
 
 
-def _error_dict(code: str, message_es: str, message_en: str) -> dict[str, Any]:
-    return {"code": code, "message": message_es, "message_en": message_en}
+def _error_dict(sentence: Sentence) -> dict[str, Any]:
+    """A run's error, shaped like an error answer."""
+    return {"code": sentence.key, "key": sentence.key, "message": sentence.es,
+            "message_en": sentence.en}

@@ -81,8 +81,7 @@ async def runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] =
 async def run_detail(run_id: int, session: SessionDep) -> RunOut:
     run = await store.get_run(session, run_id)
     if run is None:
-        raise RunNotFound(f"La evolución {run_id} no existe.",
-                          f"Evolution run {run_id} does not exist.")
+        raise RunNotFound.because(run=run_id)
     return run_out(run)
 
 

@@ -51,9 +51,7 @@ def _summary(row: PromptVersion, stats: dict[str, store.Performance]) -> Version
 async def _require_active(session: SessionDep) -> PromptVersion:
     row = await store.active_version(session)
     if row is None:
-        raise NoActiveVersion(
-            "No hay ninguna versión de prompt activa.", "No prompt version is active."
-        )
+        raise NoActiveVersion.because()
     return row
 
 
@@ -138,7 +136,7 @@ async def status(request: Request, session: SessionDep) -> EvolutionStatus:
         versions_count=await store.count_versions(session),
         best_rating=await evolution.best_rating(session, settings),
         evolution_engine="llm" if llm_configured(settings) else "offline",
-        evolution_blocked=blocked[0] if blocked else None,
+        evolution_blocked=blocked.message_es if blocked else None,
         ab_test=ab_test_out(test) if test else None,
         monitor=ab_test_out(watching) if watching else None,
     )

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from services.common.errors import Conflict
 from services.gateway import accounts, audit
 from services.gateway.api.deps import (
     AdminDep,
@@ -20,6 +19,7 @@ from services.gateway.api.deps import (
     optional_user,
 )
 from services.gateway.api.rendering import is_htmx, render
+from services.gateway.errors import GatewayConflict
 from services.gateway.security import SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
@@ -134,8 +134,7 @@ async def change_user(username: str, action: Literal["activate", "deactivate"],
                       request: Request, ctx: ContextDep, lang: LangDep, admin: AdminDep
                       ) -> HTMLResponse:
     if action == "deactivate" and username.strip().lower() == admin.username:
-        raise Conflict("No puedes desactivar tu propia cuenta.",
-                        "You cannot deactivate your own account.")
+        raise GatewayConflict.because("deactivate_self")
     async with ctx.sessions() as session, session.begin():
         await accounts.set_active(session, username, action == "activate",
                                   actor=admin.username, ip=client_ip(request))

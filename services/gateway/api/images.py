@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
 
-from services.common.errors import NotFound
 from services.gateway.api.deps import ContextDep, require_user
+from services.gateway.errors import GatewayNotFound
 from services.gateway.models import Image
 
 router = APIRouter(tags=["images"], dependencies=[Depends(require_user)])
@@ -16,7 +16,7 @@ async def get_image(image_id: str, ctx: ContextDep) -> Response:
     async with ctx.sessions() as session:
         image = await session.get(Image, image_id)
     if image is None:
-        raise NotFound(f"No existe la imagen {image_id}.", f"Image {image_id} does not exist.")
+        raise GatewayNotFound.because("image", image=image_id)
     data = await ctx.blobs.get(image.blob_key)
     return Response(data, media_type=image.content_type,
                     headers={"Cache-Control": "private, max-age=86400, immutable"})

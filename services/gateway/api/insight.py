@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from services.common.errors import NotFound, ValidationFailed
 from services.gateway import dashboard, history, quality, repeats
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, UserDep, require_user
 from services.gateway.api.rendering import render, translator
 from services.gateway.charts import format_number, format_percent
+from services.gateway.errors import GatewayNotFound, InvalidRequest
 from services.gateway.i18n import Translator
 
 router = APIRouter(dependencies=[Depends(require_user)])
@@ -36,8 +36,7 @@ def _filters_from(request: Request) -> history.HistoryFilters:
         return history.HistoryFilters.model_validate(raw)
     except ValidationError as exc:
         wrong = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
-        raise ValidationFailed(f"Filtros no válidos ({wrong}): revisa fechas y valores.",
-                               f"Invalid filters ({wrong}): check dates and values.") from exc
+        raise InvalidRequest.because("history_filters", fields=wrong) from exc
 
 
 # status ------------------------------------------------------------------------------
@@ -56,12 +55,12 @@ async def history_page(request: Request, ctx: ContextDep, lang: LangDep, user: U
     params = request.query_params
     sort = params.get("sort") or "newest"
     if sort not in SORTS:
-        raise ValidationFailed("Orden desconocido.", "Unknown sort order.")
+        raise InvalidRequest.because("sort_order")
     try:
         page = int(params.get("page") or 1)
         per_page = min(max(int(params.get("per_page") or 20), 5), 100)
     except ValueError as exc:
-        raise ValidationFailed("Número de página no válido.", "Invalid page number.") from exc
+        raise InvalidRequest.because("page_number") from exc
     filters = _filters_from(request)
     result = await history.history_page(ctx, filters, sort, page, per_page,  # type: ignore[arg-type]
                                         lang)
@@ -179,14 +178,12 @@ async def create_repeat(body: RepeatIn, ctx: ContextDep, admin: AdminDep) -> Rep
             chosen = repeats.choose(await repeats.candidates(session, body.rated_by.strip()),
                                     body.rated_by.strip(), random.Random())
         if chosen is None:
-            raise NotFound("Aún no hay ninguna pareja puntuada que se pueda repetir.",
-                           "There is no rated pair to repeat yet.")
+            raise GatewayNotFound.because("repeatable_pair")
         source_id = chosen.id
     else:
         async with ctx.sessions() as session:
             source = await load_experiment(session, source_id)
             if source.rated_at is None:
-                raise ValidationFailed("Solo se pueden repetir experimentos ya puntuados.",
-                                       "Only rated experiments can be repeated.")
+                raise InvalidRequest.because("repeat_unrated")
     repeat = await repeats.create_repeat(ctx, source_id)
     return RepeatOut(experiment_id=repeat.id, repeat_of=source_id)

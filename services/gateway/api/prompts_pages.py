@@ -22,26 +22,20 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from services.common.errors import ServiceUnavailable, ValidationFailed
+from services.common.errors import ServiceUnavailable
 from services.common.http import path_segment
 from services.gateway import audit, prompt_words
 from services.gateway.accounts import CurrentUser
 from services.gateway.api.deps import AdminDep, ContextDep, LangDep, client_ip, require_user
 from services.gateway.api.rendering import is_htmx, render, translator
 from services.gateway.context import Context
+from services.gateway.errors import GatewayUnavailable, InvalidRequest
 
 log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(require_user)])
 
-DOWN_ES = ("El servicio de evolución de prompts no responde ahora mismo. El entrenamiento sigue "
-           "con la última versión de prompt conocida y no se pierde ninguna puntuación; vuelve a "
-           "intentarlo en unos minutos.")
-DOWN_EN = ("The prompt evolution service is not answering right now. Training continues with the "
-           "last known prompt version and no rating is lost; try again in a few minutes.")
-
-
-def _unavailable() -> ServiceUnavailable:
-    return ServiceUnavailable(DOWN_ES, DOWN_EN)
+def _unavailable() -> GatewayUnavailable:
+    return GatewayUnavailable.because("evolution_down")
 
 
 async def _call(ctx: Context, method: str, path: str, **kwargs: Any) -> Any:
@@ -51,7 +45,7 @@ async def _call(ctx: Context, method: str, path: str, **kwargs: Any) -> Any:
     """
     try:
         return await ctx.clients.evolution.request(method, path, **kwargs)
-    except ServiceUnavailable as exc:
+    except ServiceUnavailable as exc:  # the client could not reach evolution
         log.warning("prompts page: evolution unavailable: %s", exc)
         raise _unavailable() from exc
 
@@ -130,8 +124,7 @@ async def version_page(version: str, request: Request, ctx: ContextDep, lang: La
 async def diff_view(request: Request, ctx: ContextDep, lang: LangDep) -> HTMLResponse:
     old, new = request.query_params.get("from", ""), request.query_params.get("to", "")
     if not old or not new:
-        raise ValidationFailed("Elige las dos versiones que quieres comparar.",
-                               "Choose the two versions to compare.")
+        raise InvalidRequest.because("diff_versions")
     diff = prompt_words.diff_for_providers(
         await _call(ctx, "GET", "/prompts/diff", params={"from": old, "to": new}),
         sorted(ctx.providers))
@@ -179,9 +172,7 @@ async def transition_form(version: str, action: Literal["promote", "rollback"],
                           ctx: ContextDep, admin: AdminDep) -> Response:
     reason = form.reason.strip()
     if len(reason) < 3:
-        raise ValidationFailed(
-            "Explica por qué (al menos 3 caracteres): queda en el registro.",
-            "Say why (at least 3 characters): it goes into the audit log.")
+        raise InvalidRequest.because("reason_too_short", min=3)
     body: dict[str, Any] = {"actor": admin.username, "reason": reason}
     if action == "rollback" and form.to:
         body["to"] = form.to

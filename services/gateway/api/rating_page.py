@@ -21,13 +21,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from services.common.errors import ValidationFailed
 from services.gateway import experiments, pending, ratings, repeats, reports, revisions
 from services.gateway.api.deps import ContextDep, LangDep, TrainerDep, UserDep, require_user
 from services.gateway.api.enhance import existing_experiment
 from services.gateway.api.rendering import render, translator
 from services.gateway.context import Context
+from services.gateway.errors import InvalidRequest
 from services.gateway.models import GenerationJob, OutboxMessage, Rating
+from services.gateway.providers import messages
 from services.gateway.schemas import (
     ExperimentOut,
     Option,
@@ -50,9 +51,12 @@ SCRIPT_TEXTS = {"need_one": "train.need_one", "need_reason": "train.need_reason"
                 "save_failed": "error.title", "offline": "error.generic"}
 
 
-def error_kind(message: str | None) -> str:
-    """A provider's error, classified so the page can say it in the trainer's language."""
-    text = (message or "").lower()
+def error_kind(option: OptionOut) -> str:
+    """A provider's error, classified so the page can sum it up in the trainer's language:
+    by its catalogue key, or by its words for rows stored before the key was kept."""
+    if option.error_code:
+        return messages.failure_kind(option.error_code, option.error_params or {})
+    text = (option.error or "").lower()
     if re.search(r"timeout|timed out|tiempo|no respondi", text):
         return "timeout"
     if re.search(r"connect|conectar|conexi", text):
@@ -74,7 +78,7 @@ async def _failures(ctx: Context, options: list[OptionOut]) -> dict[str, dict[st
             GenerationJob.variant_id.in_(failed)))).scalars()
         attempts = {j.variant_id: j.attempts for j in jobs}
     return {o.variant_id: {"attempts": max(1, attempts.get(o.variant_id, 1)),
-                           "kind": error_kind(o.error)}
+                           "kind": error_kind(o)}
             for o in options if o.variant_id in attempts}
 
 
@@ -223,7 +227,7 @@ class RateForm(BaseModel):
         try:
             return self._to_rate_in()
         except ValidationError as exc:
-            raise ValidationFailed.from_pydantic(exc.errors()) from exc
+            raise InvalidRequest.from_pydantic(exc.errors()) from exc
 
     def _to_rate_in(self) -> RateIn:
         items = []
@@ -233,9 +237,7 @@ class RateForm(BaseModel):
             reason = getattr(self, f"cannot_judge_reason_{option}").strip()
             comments = getattr(self, f"comments_{option}")
             if cannot and not reason:
-                raise ValidationFailed(
-                    f"Elige por qué no puedes juzgar la opción {option}.",
-                    f"Choose why you can't judge option {option}.")
+                raise InvalidRequest.because("cannot_judge_reason", option=option)
             if cannot:
                 items.append(RatingIn(option=option, rating=None, comments=comments,
                                       cannot_judge_reason=reason))
@@ -243,9 +245,7 @@ class RateForm(BaseModel):
                 items.append(RatingIn(option=option, rating=parse_stars(stars),
                                       comments=comments))
         if not items:
-            raise ValidationFailed(
-                "Puntúa al menos una opción (o marca «No puedo juzgar») antes de guardar.",
-                "Rate at least one option (or tick \"I can't judge\") before saving.")
+            raise InvalidRequest.because("nothing_rated")
         seconds = None
         try:
             seconds = max(0.0, min(float(self.seconds_to_rate), 86400.0))

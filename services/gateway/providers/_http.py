@@ -54,6 +54,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
+from services.common.catalogue import Sentence
 from services.gateway.errors import ProviderError
 from services.gateway.providers.base import ProgressCallback
 from services.gateway.providers.messages import provider_error, render
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 Step = str
-"""What the client was doing: a key of :data:`~.messages.STEPS`."""
+"""What the client was doing: ``provider_step.<step>`` in the gateway's catalogue."""
 
 MAX_JSON_BYTES = 5 * 1024 * 1024
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
@@ -78,8 +79,8 @@ class ProviderRateLimited(ProviderError):
     schedule the next attempt.
     """
 
-    def __init__(self, message_es: str, message_en: str, *, retryable: bool = True,
-                 retry_after_seconds: float | None = None):
+    def __init__(self, message_es: str | Sentence, message_en: str | None = None, *,
+                 retryable: bool = True, retry_after_seconds: float | None = None):
         super().__init__(message_es, message_en, retryable=retryable)
         self.retry_after_seconds = retry_after_seconds
 

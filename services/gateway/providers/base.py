@@ -5,9 +5,8 @@ A provider is any object with a ``name``, a human ``label`` and an async
 keep state between calls, and reports failures as :class:`ProviderError`
 (``retryable`` tells the job runner whether another attempt may help; a paid provider
 sets it to False when another attempt could pay for a second generation while the
-first may still exist, see docs/providers.md). Its ``details`` carry
-``message_code`` and ``message_params`` (see :mod:`.messages`) so the sentence can be
-shown in Spanish or English.
+first may still exist, see docs/providers.md). It carries its catalogue ``key`` and
+``params`` (see :mod:`.messages`) so the sentence can be shown in Spanish or English.
 """
 
 from __future__ import annotations

@@ -316,7 +316,9 @@ class ReplicateProvider:
                 if status in RUNNING and polls == 0 and _first_output(prediction.get("output")):
                     return prediction, polls  # the sync wait already delivered the files
                 if status == "failed":
-                    error = http.redact(str(prediction.get("error") or "sin detalle"))[:300]
+                    if not prediction.get("error"):
+                        raise provider_error("replicate_failed_no_detail", retryable=True)
+                    error = http.redact(str(prediction["error"]))[:300]
                     final = failure_is_final(error)
                     raise provider_error("replicate_failed" if final else
                                          "replicate_failed_retry", retryable=not final,

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from services.common.blobs import LocalBlobStore
 from services.common.db import create_engine, session_factory, utcnow
 from services.common.testing import make_test_image
 from services.gateway.jobs import ClaimedJob, JobRunner
@@ -20,7 +21,6 @@ from services.gateway.main import create_app
 from services.gateway.models import GenerationJob, Image
 from services.gateway.providers import GenerationRequest, GenerationResult, ProgressCallback
 from services.gateway.settings import GatewaySettings
-from services.common.blobs import LocalBlobStore
 from services.gateway.testing import sign_in_with_token
 from services.gateway.tests.test_jobs import queued_experiment
 

@@ -25,7 +25,7 @@ from services.gateway.providers._http import (
     parse_retry_after,
 )
 from services.gateway.providers.fakes import RecordingProgress, RecordingSleep
-from services.gateway.providers.messages import MESSAGES, STEPS, provider_error, render
+from services.gateway.providers.messages import provider_error, render
 from services.gateway.settings import GatewaySettings
 from services.gateway.tests._provider_support import RENDER
 
@@ -167,12 +167,11 @@ def test_provider_messages_exist_in_both_languages_with_their_code() -> None:
                            step="create_prediction", status=422, detail=": bad input")
     assert error.message_es.startswith("Replicate rechazó la petición al crear la predicción")
     assert error.message_en.startswith("Replicate refused the request to create the prediction")
-    assert error.details == {"message_code": "refused", "message_params": {
+    assert error.key == "provider_error.refused" and error.params == {
         "provider": "Replicate", "step": "create_prediction", "status": 422,
-        "detail": ": bad input"}}
-    again = render(error.details["message_code"], "en", error.details["message_params"])
+        "detail": ": bad input"}
+    again = render("refused", "en", error.params)
     assert again == error.message_en
-    assert all(es and en and es != en for es, en in [*MESSAGES.values(), *STEPS.values()])
 
 
 # settings -----------------------------------------------------------------------------

@@ -180,7 +180,7 @@ async def test_timeout_with_nothing_found_fails_instead_of_paying_twice(
     assert len(fake.state.calls("list")) == 3 and run.sleep.delays.count(0.5) == 2
     assert not error.retryable  # the job runner must not create it blindly either
     assert "dos veces" in error.message_es and "pay twice" in error.message_en
-    assert error.details["message_code"] == "create_outcome_unknown"
+    assert error.key == "provider_error.create_outcome_unknown"
 
 
 async def test_refused_connection_on_create_is_retried(server: FakeServer) -> None:

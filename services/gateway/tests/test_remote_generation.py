@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from services.common.testing import make_test_image, wait_for
 from services.gateway import suggestions
 from services.gateway.main import create_app
+from services.gateway.models import Variant
 from services.gateway.providers.fakes import Scenario, serve_fake
 from services.gateway.settings import GatewaySettings
 from services.gateway.testing import sign_in_with_token
@@ -86,6 +88,35 @@ def test_a_failed_provider_does_not_block_the_other_option(gateway_settings: Gat
         assert rated.status_code == 200 and rated.json()["samples_collected"] == 1
         page = client.get(f"/train/variants/{a['variant_id']}/card")
         assert "Reintentar" in page.text and "FAILED" in page.text
+    finally:
+        close()
+
+
+def test_the_english_page_says_the_provider_error_in_english(
+        gateway_settings: GatewaySettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    body, client, close = run(gateway_settings, monkeypatch, Scenario(fail_generation=True),
+                              Scenario())
+    try:
+        failed = body["options"][0]
+        assert failed["status"] == "failed"
+        assert failed["error_code"] == "provider_error.leonardo_failed"
+        page = {lang: client.get("/train", params={"exp": body["experiment_id"], "lang": lang})
+                for lang in ("en", "es")}
+        assert page["en"].status_code == page["es"].status_code == 200
+        assert "Leonardo AI could not generate the image" in page["en"].text
+        assert "no pudo generar" not in page["en"].text
+        assert "Leonardo AI no pudo generar la imagen" in page["es"].text
+
+        async def forget_the_key() -> None:  # a row stored before migration 0008
+            async with client.app.state.sessions() as session, session.begin():  # type: ignore[attr-defined]
+                await session.execute(update(Variant).where(
+                    Variant.id == failed["variant_id"]).values(error_code=None,
+                                                               error_params=None))
+
+        assert client.portal is not None
+        client.portal.call(forget_the_key)
+        card = client.get(f"/train/variants/{failed['variant_id']}/card", params={"lang": "en"})
+        assert "Leonardo AI no pudo generar la imagen" in card.text  # the stored sentence
     finally:
         close()
 

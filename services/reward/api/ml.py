@@ -149,30 +149,20 @@ async def observe_batch(
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        raise InvalidRequest(
-            f"La lista de observaciones no es válida: {problems}",
-            f"The list of observations is not valid: {problems}",
-        ) from exc
+        raise InvalidRequest.because("observations", problems=problems) from exc
     limit = settings.max_observe_batch
     originals = originals or []
     if not 1 <= len(items) <= limit or len(images) != len(items):
-        raise InvalidRequest(
-            f"Envía entre 1 y {limit} observaciones, con una imagen cada una (se recibieron "
-            f"{len(items)} observaciones y {len(images)} imágenes).",
-            f"Send between 1 and {limit} observations with one image each (got "
-            f"{len(items)} observations and {len(images)} images).",
-        )
+        raise InvalidRequest.because("observation_count", limit=limit, items=len(items),
+                                     images=len(images))
     bad = [
         i
         for i, item in enumerate(items)
         if item.original is not None and item.original >= len(originals)
     ]
     if bad:
-        raise InvalidRequest(
-            f"Las observaciones {bad} citan un original que no se envió (hay {len(originals)}).",
-            f"Observations {bad} refer to an original that was not sent "
-            f"(there are {len(originals)}).",
-        )
+        raise InvalidRequest.because("original_missing", observations=bad,
+                                     originals=len(originals))
     original_bytes = [await _read_upload(o, settings) for o in originals]
     batch = [
         BatchItem(
@@ -262,9 +252,7 @@ async def training_run(run_id: str, session: SessionDep, runtime: RuntimeDep) ->
     """Stage, progress and (when finished) the version, its figures and the gate's result."""
     run = await store.get_run(session, run_id)
     if run is None:
-        raise RunNotFound(
-            f"No existe el entrenamiento {run_id}.", f"There is no training run {run_id}."
-        )
+        raise RunNotFound.because(run=run_id)
     return _run_public(run, runtime.trainer.progress_of(run_id))
 
 
