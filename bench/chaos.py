@@ -16,10 +16,11 @@ evolution ``prompt_results`` vs reward ``reward_observations``) and the counts e
 learning service reports. The run passes with 0 lost, 0 unknown, 0 double-counted,
 0 valid requests refused (4xx), 0 server errors (5xx) and 0 outbox rows rejected.
 
-Two settings differ from the defaults, to keep the run short, and are recorded in
+Three settings differ from the defaults, to keep the run short, and are recorded in
 the result: ``GATEWAY_OUTBOX_MAX_BACKOFF_SECONDS=2`` (a restarted service gets its
-backlog within 2 s rather than up to 60 s) and ``GATEWAY_JOB_LEASE_SECONDS=10`` (a
-killed gateway's generation jobs are taken over after 10 s rather than 120 s).
+backlog within 2 s rather than up to 60 s), ``GATEWAY_JOB_LEASE_SECONDS=10`` and
+``GATEWAY_OUTBOX_LEASE_SECONDS=10`` (the generation jobs and deliveries a killed
+gateway had claimed are taken over after 10 s rather than 120 s and 60 s).
 
 Prints a table and writes ``bench/results/chaos-<database>.json``; exits 1 if any
 count that must be 0 is not.
@@ -54,7 +55,8 @@ from bench._proof import (
 from scripts.run import SERVICES
 from services.common.testing import POSTGRES_URL, make_test_image
 
-CHAOS_ENV = {"GATEWAY_OUTBOX_MAX_BACKOFF_SECONDS": "2", "GATEWAY_JOB_LEASE_SECONDS": "10"}
+CHAOS_ENV = {"GATEWAY_OUTBOX_MAX_BACKOFF_SECONDS": "2", "GATEWAY_JOB_LEASE_SECONDS": "10",
+             "GATEWAY_OUTBOX_LEASE_SECONDS": "10"}
 
 
 @dataclass
@@ -230,7 +232,9 @@ def run_chaos(database: str, *, rounds: int, trainers: int, kills: int, seed: in
     started = time.monotonic()
     plan = plan_kills(rounds, kills, random.Random(seed), max_downtime_s, kill_services)
     with proof_cluster(database, trainers, env=CHAOS_ENV) as cluster:
+        startup_s = round(time.monotonic() - started, 1)
         result = asyncio.run(drive(cluster, rounds, plan, seed, drain_deadline_s))
+        result["startup_s"] = startup_s
     result.update(wall_s=round(time.monotonic() - started, 1), seed=seed,
                   settings=CHAOS_ENV, rounds=rounds, max_downtime_s=max_downtime_s)
     return result
