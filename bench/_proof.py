@@ -409,6 +409,18 @@ async def delivered_ids(urls: dict[str, str]) -> dict[str, Counter[str]]:
     return held
 
 
+async def wait_drained(gateway_url: str, deadline_s: float) -> tuple[dict[str, Any], float]:
+    """Poll the gateway's outbox until nothing is pending (or the deadline passes)."""
+    started = time.monotonic()
+    while True:
+        state = await outbox_state(gateway_url)
+        if all(s["pending"] == 0 for s in state.values()):
+            return state, round(time.monotonic() - started, 1)
+        if time.monotonic() - started > deadline_s:
+            return state, round(time.monotonic() - started, 1)
+        await asyncio.sleep(0.5)
+
+
 def reported_counts(cluster: ProofCluster) -> dict[str, int]:
     """What each learning service says it has counted (its own status routes)."""
     with httpx.Client(headers=internal_headers(), timeout=30) as client:

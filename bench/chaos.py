@@ -47,9 +47,9 @@ from bench._proof import (
     Trainer,
     delivered_ids,
     machine,
-    outbox_state,
     proof_cluster,
     reported_counts,
+    wait_drained,
     write_result,
 )
 from scripts.run import SERVICES
@@ -130,18 +130,6 @@ async def play(trainer: Trainer, progress: Progress, image: bytes, errors: list[
             errors.append(f"{trainer.name}: {exc}")
         finally:
             await progress.done_one()
-
-
-async def wait_drained(gateway_url: str, deadline_s: float) -> tuple[dict[str, Any], float]:
-    """Poll the gateway's outbox until nothing is pending (or the deadline passes)."""
-    started = time.monotonic()
-    while True:
-        state = await outbox_state(gateway_url)
-        if all(s["pending"] == 0 for s in state.values()):
-            return state, round(time.monotonic() - started, 1)
-        if time.monotonic() - started > deadline_s:
-            return state, round(time.monotonic() - started, 1)
-        await asyncio.sleep(0.5)
 
 
 async def drive(cluster: ProofCluster, rounds: int, plan: list[Kill], seed: int,
