@@ -130,7 +130,8 @@ def proof_cluster(database: str, trainers: int, env: dict[str, str] | None = Non
                  **{f"{s.upper()}_DATABASE_URL": url for s, url in urls.items()},
                  **(env or {})})
         # Everything has been read by the time it ends: SIGKILL is as good as a stop, and quicker.
-        stack.callback(lambda: [cluster.kill(s) for s in SERVICES])
+        for service in SERVICES:
+            stack.callback(cluster.kill, service)
         cluster.start_all()
         try:
             cluster.wait_healthy(deadline_s=180)

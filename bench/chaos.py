@@ -108,8 +108,11 @@ def plan_kills(rounds: int, kills: int, rng: random.Random, max_downtime_s: floa
 
 async def killer(cluster: ProofCluster, plan: list[Kill], progress: Progress) -> None:
     for kill in plan:
+        def reached(point: int = kill.after_round) -> bool:
+            return progress.finished >= point
+
         async with progress.changed:
-            await progress.changed.wait_for(lambda k=kill: progress.finished >= k.after_round)
+            await progress.changed.wait_for(reached)
         await asyncio.sleep(kill.delay_s)  # a random moment of the next round
         await asyncio.to_thread(cluster.cluster.kill, kill.service)
         await asyncio.sleep(kill.downtime_s)  # the outage itself, not a synchronisation
