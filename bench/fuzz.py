@@ -65,11 +65,9 @@ def operation_count(url: str) -> int:
     return sum(1 for item in document["paths"].values() for method in item if method in methods)
 
 
-def schemathesis(service: str, url: str, token: str, cases: int, seed: int,
-                 report_dir: Path) -> dict[str, Any]:
-    """Run schemathesis against one service; what its JSON report says."""
-    per_operation = max(10, math.ceil(cases / operation_count(url)))
-    report = report_dir / f"schemathesis-{service}.json"
+def schemathesis_once(service: str, url: str, token: str, per_operation: int, seed: int,
+                      report: Path) -> dict[str, Any]:
+    """One schemathesis run against one service; what its JSON report says."""
     command = [sys.executable, "-m", "schemathesis.cli", "run", url + "/openapi.json",
                "--checks", "not_a_server_error", "--header", f"Authorization: Bearer {token}",
                "--max-examples", str(per_operation), "--seed", str(seed), "--workers", "2",
@@ -83,25 +81,43 @@ def schemathesis(service: str, url: str, token: str, cases: int, seed: int,
         raise ProofError(f"schemathesis wrote no report for {service}:\n{done.stdout[-3000:]}"
                          f"\n{done.stderr[-3000:]}")
     body = json.loads(report.read_text())
-    rejected = sum(r.get("rejected", 0) for phases in body.get("valid_rates", {}).values()
-                   for r in phases.values())
-    accepted = sum(r.get("accepted", 0) for phases in body.get("valid_rates", {}).values()
-                   for r in phases.values())
+    rates = [r for phases in body.get("valid_rates", {}).values() for r in phases.values()]
     return {
-        "operations": body["operations"]["tested"],
+        "seed": seed,
         "max_examples_per_operation": per_operation,
+        "operations": body["operations"]["tested"],
         "cases": body["test_cases"]["generated"],
         "cases_with_failures": body["test_cases"]["with_failures"],
         "server_errors": len(body["failures"]),
         "errors": len(body["errors"]),
         "failures": body["failures"][:10],
-        "accepted_by_the_service": accepted,
-        "refused_by_the_service": rejected,
+        "accepted_by_the_service": sum(r.get("accepted", 0) for r in rates),
+        "refused_by_the_service": sum(r.get("rejected", 0) for r in rates),
         "missing_auth_warnings": body["warnings"].get("missing_auth", []),
         "exit_code": done.returncode,
         "seconds": took,
         "output_tail": done.stdout[-1500:] if done.returncode else "",
     }
+
+
+def schemathesis(service: str, url: str, token: str, cases: int, seed: int,
+                 report_dir: Path) -> dict[str, Any]:
+    """Schemathesis runs (new seed each) until at least ``cases`` cases were generated:
+    operations whose inputs have few shapes yield fewer cases than asked for."""
+    per_operation = max(10, math.ceil(cases / operation_count(url)))
+    runs: list[dict[str, Any]] = []
+    while sum(r["cases"] for r in runs) < cases and len(runs) < 5:
+        missing = cases - sum(r["cases"] for r in runs)
+        if runs:  # scale by what the last run yielded per example asked for
+            last = runs[-1]
+            per_operation = max(10, math.ceil(1.2 * missing * last["max_examples_per_operation"]
+                                              / max(1, last["cases"])))
+        runs.append(schemathesis_once(service, url, token, per_operation, seed + len(runs),
+                                      report_dir / f"schemathesis-{service}-{len(runs)}.json"))
+    summed = ("cases", "cases_with_failures", "server_errors", "errors",
+              "accepted_by_the_service", "refused_by_the_service", "seconds")
+    return {"operations": runs[0]["operations"], "runs": runs,
+            **{key: round(sum(r[key] for r in runs), 1) for key in summed}}
 
 
 # 2. The hostile-upload corpus ------------------------------------------------------------
