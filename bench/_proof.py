@@ -84,14 +84,17 @@ class ProofCluster:
     database: str
     urls: dict[str, str]
     tokens: dict[str, str]
+    """Trainers' API tokens by user name."""
     work_dir: Path
+    admin_tokens: dict[str, str] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return self.cluster.url(service)
 
 
-def _create_trainers(gateway_url: str, count: int) -> dict[str, str]:
-    """Apply the gateway's migrations and add ``count`` trainers; their API tokens."""
+def _create_users(gateway_url: str, count: int, role: str = "trainer",
+                  prefix: str = "trainer") -> dict[str, str]:
+    """Apply the gateway's migrations and add ``count`` users; their API tokens."""
     from scripts.users import MIGRATIONS
     from services.common.db import create_engine, run_migrations, session_factory
     from services.gateway import accounts
@@ -104,9 +107,9 @@ def _create_trainers(gateway_url: str, count: int) -> dict[str, str]:
             async with session_factory(engine)() as session, session.begin():
                 tokens = {}
                 for i in range(count):
-                    name = f"trainer{i:03d}"
-                    await accounts.add_user(session, name, secrets.token_urlsafe(18), "trainer",
-                                            actor="bench")
+                    name = f"{prefix}{i:03d}"
+                    await accounts.add_user(session, name, secrets.token_urlsafe(18),
+                                            role, actor="bench")  # type: ignore[arg-type]
                     tokens[name] = await accounts.issue_token(session, name, actor="bench")
                 return tokens
         finally:
@@ -117,13 +120,15 @@ def _create_trainers(gateway_url: str, count: int) -> dict[str, str]:
 
 @contextmanager
 def proof_cluster(database: str, trainers: int, env: dict[str, str] | None = None,
-                  keep_dir: Path | None = None) -> Iterator[ProofCluster]:
-    """The four services on ``database`` with ``trainers`` trainers' tokens."""
+                  keep_dir: Path | None = None, admins: int = 0) -> Iterator[ProofCluster]:
+    """The four services on ``database`` with ``trainers`` trainers' (and ``admins``
+    admins') API tokens."""
     with ExitStack() as stack:
         work_dir = keep_dir or Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="afinador-proof-")))
         urls = stack.enter_context(service_databases(database, work_dir / "data"))
-        tokens = _create_trainers(urls["gateway"], trainers)
+        tokens = _create_users(urls["gateway"], trainers)
+        admin_tokens = _create_users(urls["gateway"], admins, "admin", "admin") if admins else {}
         cluster = Cluster(
             ports=free_ports(), log_dir=work_dir / "logs", own_process_group=True,
             env={"DATA_DIR": str(work_dir / "data"), "LOG_LEVEL": "WARNING",
@@ -137,7 +142,7 @@ def proof_cluster(database: str, trainers: int, env: dict[str, str] | None = Non
             cluster.wait_healthy(deadline_s=180)
         except (RuntimeError, TimeoutError) as exc:
             raise ProofError(str(exc)) from exc
-        yield ProofCluster(cluster, database, urls, tokens, work_dir)
+        yield ProofCluster(cluster, database, urls, tokens, work_dir, admin_tokens)
 
 
 def process_group_rss_mb(pid: int) -> float:
