@@ -12,13 +12,18 @@ WEB_STAMP     := web/node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test test-fast lint install install-dev web chromium clean help \
-        bench bench-optimizer bench-abtest bench-reward bench-gateway
+        bench bench-optimizer bench-abtest bench-reward bench-gateway chaos load fuzz
 
 help:
 	@echo "make run    start the four services (gateway http://127.0.0.1:8000/train)"
 	@echo "make test   install everything needed and run all tests"
 	@echo "make lint   ruff + mypy"
 	@echo "make bench-optimizer | bench-abtest | bench-reward   benchmarks (results in bench/results/)"
+	@echo "make chaos  SIGKILL services while trainers rate; 0 ratings lost or counted twice"
+	@echo "            (CHAOS_ARGS='--rounds 60 --trainers 4 --kills 12 --database sqlite')"
+	@echo "make load   50 trainers for 10 minutes: latency, errors, memory (LOAD_ARGS='--minutes 2')"
+	@echo "make fuzz   schemathesis on every service + hostile and mutated uploads: 0 5xx"
+	@echo "            (see docs/reliability.md, section 'The proof')"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +80,17 @@ bench-gateway: install-dev
 	$(PY) -m bench.gateway
 
 bench: bench-optimizer bench-abtest bench-reward bench-gateway
+
+# The proof (docs/reliability.md): real processes, real HTTP. PostgreSQL runs too
+# when TEST_POSTGRES_URL is set (chaos: both by default; load/fuzz: --database postgres).
+chaos: install-dev
+	$(PY) -m bench.chaos $(CHAOS_ARGS)
+
+load: install-dev
+	$(PY) -m bench.load $(LOAD_ARGS)
+
+fuzz: install-dev
+	$(PY) -m bench.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf $(VENV) web/node_modules data tests/artifacts

@@ -12,6 +12,7 @@ REWARD_PORT (8003). Every other setting is read by the services themselves.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,6 +42,9 @@ class Cluster:
     host: str = "127.0.0.1"
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    own_process_group: bool = False
+    """Start each service in its own process group, so :meth:`kill` also takes the
+    worker processes it spawned (the optimizer's fitting pool), as a container kill does."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -70,7 +74,8 @@ class Cluster:
         env = self.service_env()
         env[f"{service.upper()}_PORT"] = str(self.ports[service])
         self.processes[service] = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+            command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=self.own_process_group)
 
     def start_all(self) -> None:
         for service in SERVICES:
@@ -118,6 +123,21 @@ class Cluster:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if self.own_process_group:  # whatever it spawned and left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    def kill(self, service: str) -> None:
+        """SIGKILL a service (with its process group when it has its own): no clean-up runs."""
+        process = self.processes.pop(service, None)
+        if process is None or process.poll() is not None:
+            return
+        if self.own_process_group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+        process.wait()
 
     def stop_all(self) -> None:
         for service in reversed(SERVICES):

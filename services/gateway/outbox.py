@@ -49,7 +49,6 @@ from services.gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 TARGETS = ("optimizer", "evolution", "reward")
-LEASE_SECONDS = 60.0
 REWARD_BATCH = 32
 """Images sent to the reward service in one ``/ml/observe_batch`` request (its maximum)."""
 
@@ -192,10 +191,11 @@ class OutboxDeliverer:
         due = due.order_by(M.id).limit(limit)
         if self._postgres:
             due = due.with_for_update(skip_locked=True)
+        lease = timedelta(seconds=self.settings.outbox_lease_seconds)
         async with self.sessions() as session, session.begin():
             claimed = list((await session.execute(
                 update(M).where(M.id.in_(due.scalar_subquery()))
-                .values(lease_expires_at=now + timedelta(seconds=LEASE_SECONDS))
+                .values(lease_expires_at=now + lease)
                 .returning(M.id))).scalars())
             if not claimed:
                 return []

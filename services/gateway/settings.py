@@ -183,6 +183,9 @@ class GatewaySettings(ServiceSettings):
     """How often the outbox deliverer looks for ratings to deliver."""
     outbox_max_backoff_seconds: float = 60.0
     """Longest wait between delivery attempts to a service that is down."""
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
+    """A delivery claimed by a gateway that then died is claimed again after this long
+    (longer than one delivery takes; the receivers are idempotent either way)."""
     rate_delivery_timeout_seconds: float = Field(default=0.2, ge=0, le=5)
     """How long saving a rating waits for the optimizer's acknowledgement (`ml_updated`);
     delivery always goes on in the background."""
