@@ -1,10 +1,11 @@
 """Gateway end-to-end benchmark (`python -m bench.gateway`).
 
-Starts the four services as real processes (fresh SQLite databases), then times
+Starts the four services as real processes (fresh SQLite databases, one trainer with
+an API token), then times
 the trainer's loop through the public API with the local provider:
 
 - upload → both variants ready, one experiment at a time and with 4 in parallel;
-- saving a rating (including the synchronous delivery to the three services);
+- saving a rating (it waits at most GATEWAY_RATE_DELIVERY_TIMEOUT_SECONDS for the optimizer);
 - resident memory of each service process afterwards.
 
 Prints a table and writes bench/results/gateway.json.
@@ -15,14 +16,13 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
-from scripts.run import SERVICES, Cluster
+from scripts.run import SERVICES
 from services.common.testing import make_test_image
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"
@@ -40,8 +40,8 @@ def free_ports() -> dict[str, int]:
     return ports
 
 
-def one_experiment(gateway: str, image: bytes) -> tuple[float, float, str]:
-    with httpx.Client(timeout=120) as client:
+def one_experiment(gateway: str, image: bytes, token: str) -> tuple[float, float, str]:
+    with httpx.Client(timeout=120, headers=bearer(token)) as client:
         start = time.perf_counter()
         created = client.post(gateway + "/api/enhance/train", data={"mode": "structure"},
                               files={"image": ("r.jpg", image, "image/jpeg")})
@@ -56,14 +56,18 @@ def one_experiment(gateway: str, image: bytes) -> tuple[float, float, str]:
         return accepted, time.perf_counter() - start, experiment_id
 
 
-def rate(gateway: str, experiment_id: str) -> float:
-    with httpx.Client(timeout=60) as client:
+def rate(gateway: str, experiment_id: str, token: str) -> float:
+    with httpx.Client(timeout=60, headers=bearer(token)) as client:
         start = time.perf_counter()
         answer = client.post(gateway + "/api/train/rate", json={
             "experiment_id": experiment_id,
             "ratings": [{"option": "A", "rating": 4}, {"option": "B", "rating": 3}]})
         answer.raise_for_status()
         return time.perf_counter() - start
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def rss_mb(pid: int) -> float:
@@ -82,36 +86,34 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def main() -> None:
     rows: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(ports=free_ports(), env={"DATA_DIR": tmp, "LOG_LEVEL": "WARNING"},
-                          log_dir=Path(tmp) / "logs")
-        cluster.start_all()
-        try:
-            cluster.wait_healthy(deadline_s=120)
-            gateway = cluster.url("gateway")
-            ratings: list[float] = []
-            for label, (w, h) in SIZES.items():
-                image = make_test_image(w, h, "JPEG")
-                one_experiment(gateway, image)  # warm-up
-                accepted, ready = [], []
-                for _ in range(10):
-                    a, r, experiment_id = one_experiment(gateway, image)
-                    accepted.append(a)
-                    ready.append(r)
-                    ratings.append(rate(gateway, experiment_id))
-                rows[f"upload accepted ({label})"] = summary(accepted)
-                rows[f"upload → both variants ready ({label}, sequential)"] = summary(ready)
-                with ThreadPoolExecutor(4) as pool:
-                    start = time.perf_counter()
-                    results = list(pool.map(one_experiment, [gateway] * 12, [image] * 12))
-                    wall = time.perf_counter() - start
-                rows[f"upload → ready ({label}, 4 in parallel)"] = {
-                    **summary([r for _, r, _ in results]),
-                    "experiments_per_min": round(12 / wall * 60, 1)}
-            rows["rate (save + deliver to 3 services)"] = summary(ratings)
-            memory = {s: round(rss_mb(p.pid), 1) for s, p in cluster.processes.items()}
-        finally:
-            cluster.stop_all()
+    from bench._proof import proof_cluster  # (it imports free_ports from this module)
+
+    with proof_cluster("sqlite", trainers=1) as proof:
+        gateway = proof.url("gateway")
+        token = next(iter(proof.tokens.values()))
+        ratings: list[float] = []
+        for label, (w, h) in SIZES.items():
+            image = make_test_image(w, h, "JPEG")
+            one_experiment(gateway, image, token)  # warm-up
+            accepted, ready = [], []
+            for _ in range(10):
+                a, r, experiment_id = one_experiment(gateway, image, token)
+                accepted.append(a)
+                ready.append(r)
+                ratings.append(rate(gateway, experiment_id, token))
+            rows[f"upload accepted ({label})"] = summary(accepted)
+            rows[f"upload → both variants ready ({label}, sequential)"] = summary(ready)
+            with ThreadPoolExecutor(4) as pool:
+                start = time.perf_counter()
+                results = list(pool.map(one_experiment, [gateway] * 12, [image] * 12,
+                                        [token] * 12))
+                wall = time.perf_counter() - start
+            rows[f"upload → ready ({label}, 4 in parallel)"] = {
+                **summary([r for _, r, _ in results]),
+                "experiments_per_min": round(12 / wall * 60, 1)}
+        rows["rate (save; delivery to the 3 services goes on in the background)"] = \
+            summary(ratings)
+        memory = {s: round(rss_mb(p.pid), 1) for s, p in proof.cluster.processes.items()}
     print(f"{'measurement':58} {'n':>4} {'p50 s':>8} {'p95 s':>8} {'max s':>8}")
     for name, row in rows.items():
         print(f"{name:58} {row['n']:>4} {row['p50_s']:>8} {row['p95_s']:>8} {row['max_s']:>8}"
