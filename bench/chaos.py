@@ -16,11 +16,12 @@ evolution ``prompt_results`` vs reward ``reward_observations``) and the counts e
 learning service reports. The run passes with 0 lost, 0 unknown, 0 double-counted,
 0 valid requests refused (4xx), 0 server errors (5xx) and 0 outbox rows rejected.
 
-Three settings differ from the defaults, to keep the run short, and are recorded in
+Four settings differ from the defaults, to keep the run short, and are recorded in
 the result: ``GATEWAY_OUTBOX_MAX_BACKOFF_SECONDS=2`` (a restarted service gets its
-backlog within 2 s rather than up to 60 s), ``GATEWAY_JOB_LEASE_SECONDS=10`` and
-``GATEWAY_OUTBOX_LEASE_SECONDS=10`` (the generation jobs and deliveries a killed
-gateway had claimed are taken over after 10 s rather than 120 s and 60 s).
+backlog within 2 s rather than up to 60 s), ``GATEWAY_JOB_LEASE_SECONDS=10`` with
+``GATEWAY_JOB_HEARTBEAT_SECONDS=3``, and ``GATEWAY_OUTBOX_LEASE_SECONDS=10`` (the
+generation jobs and deliveries a killed gateway had claimed are taken over after
+10 s rather than 30 s and 60 s).
 
 Prints a table and writes ``bench/results/chaos-<database>.json``; exits 1 if any
 count that must be 0 is not.
@@ -56,7 +57,7 @@ from scripts.run import SERVICES
 from services.common.testing import POSTGRES_URL, make_test_image
 
 CHAOS_ENV = {"GATEWAY_OUTBOX_MAX_BACKOFF_SECONDS": "2", "GATEWAY_JOB_LEASE_SECONDS": "10",
-             "GATEWAY_OUTBOX_LEASE_SECONDS": "10"}
+             "GATEWAY_JOB_HEARTBEAT_SECONDS": "3", "GATEWAY_OUTBOX_LEASE_SECONDS": "10"}
 
 
 @dataclass

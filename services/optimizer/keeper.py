@@ -143,6 +143,11 @@ class ModelKeeper:
         return self._executor
 
     @property
+    def queued_observations(self) -> int | None:
+        """How many observations the fit waiting its turn will cover (None: none waits)."""
+        return self._queued.observations_seen if self._queued is not None else None
+
+    @property
     def fitting(self) -> bool:
         """Whether a fit is running or queued."""
         return self._running is not None or self._queued is not None

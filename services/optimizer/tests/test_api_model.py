@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from services.common.testing import wait_for
 from services.optimizer.keeper import ModelKeeper
 from services.optimizer.main import create_app
 from services.optimizer.settings import OptimizerSettings
@@ -142,6 +143,8 @@ def test_recommendation_history_has_one_row_per_fitted_set(gated: Service) -> No
     gated.rate(6, 1)
     gated.rate(7, 1)
     gated.rate(8, 1)
+    # (each rating's reload runs in the background: let the last one queue its set)
+    wait_for(lambda: gated.keeper.queued_observations == 9, DEADLINE_S, "the set of 9 queued")
     gated.fit.release.set()
     gated.idle()
     history = gated.client.get("/ml/recommendations", headers=AUTH).json()
