@@ -49,29 +49,28 @@ def canny(luma: np.ndarray, low: float = CANNY_LOW, high: float = CANNY_HIGH) ->
     candidates = mag > low
     if not candidates.any():
         return candidates
-    ax, ay = np.abs(gx), np.abs(gy)
-    padded = np.pad(mag, 1, mode="constant")
+    # Non-maximum suppression on the candidates only (usually a minority of pixels):
+    # each one is compared with its two neighbours along the quantised gradient
+    # direction, read from a zero-padded copy of ``mag`` by flat index.
     h, w = mag.shape
-
-    def shifted(dy: int, dx: int) -> np.ndarray:
-        return padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
+    stride = w + 2
+    padded = np.pad(mag, 1, mode="constant").ravel()
+    where = np.flatnonzero(candidates)
+    cgx, cgy = gx.ravel()[where], gy.ravel()[where]
+    ax, ay = np.abs(cgx), np.abs(cgy)
     horizontal = ay <= _TAN_22_5 * ax  # gradient along x: compare left/right
     vertical = ax <= _TAN_22_5 * ay  # gradient along y: compare up/down
-    same_sign = (gx * gy) > 0  # gradient points down-right (y grows downwards)
-    peak = np.where(
+    same_sign = (cgx * cgy) > 0  # gradient points down-right (y grows downwards)
+    step = np.where(
         horizontal,
-        (mag >= shifted(0, -1)) & (mag >= shifted(0, 1)),
-        np.where(
-            vertical,
-            (mag >= shifted(-1, 0)) & (mag >= shifted(1, 0)),
-            np.where(
-                same_sign,
-                (mag >= shifted(-1, -1)) & (mag >= shifted(1, 1)),
-                (mag >= shifted(-1, 1)) & (mag >= shifted(1, -1)),
-            ),
-        ),
+        1,
+        np.where(vertical, stride, np.where(same_sign, stride + 1, stride - 1)),
     )
+    centre = where + (where // w) * 2 + stride + 1  # the pixel's index in ``padded``
+    value = padded[centre]
+    peak = np.zeros(h * w, dtype=bool)
+    peak[where] = (value >= padded[centre - step]) & (value >= padded[centre + step])
+    peak = peak.reshape(h, w)
     weak = candidates & peak
     strong = weak & (mag > high)
     if not strong.any():

@@ -12,11 +12,18 @@ Written as a few multiply-adds of shifted views they are two to several times
 faster than ``ndimage`` on a 512×512 float32 image, because the stencils are short
 (the Gaussian has 9 taps for σ ≤ 1.5). ``services/reward/tests/test_filters.py``
 pins each one to ``ndimage``.
+
+:func:`separable` runs an ``ndimage`` 1-D filter down the columns and then along the
+rows, giving exactly (bit for bit) what the matching 2-D ``ndimage`` filter gives,
+in about half the time: ``ndimage`` gathers a column through a strided copy that
+misses the cache on every element, so the column pass runs along the rows of a
+transposed copy instead.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,12 +53,29 @@ def gaussian_blur(image: np.ndarray, sigma: float, truncate: float = 3.0) -> np.
         padded = np.pad(out, pad, mode="symmetric")
         size = out.shape[axis]
         acc = np.zeros_like(out)
+        term = np.empty_like(out)
         for offset, weight in enumerate(weights):
             window = slice(offset, offset + size)
             view = padded[window] if axis == 0 else padded[:, window]
-            acc += out.dtype.type(weight) * view
+            # acc += weight * view, without allocating a temporary per tap.
+            np.multiply(view, out.dtype.type(weight), out=term)
+            acc += term
         out = acc
     return out
+
+
+def separable(image: np.ndarray, filter1d: Callable[..., np.ndarray]) -> np.ndarray:
+    """``filter1d(x, axis=0)`` then ``filter1d(·, axis=1)`` on 2-D ``image``, same dtype.
+
+    ``filter1d`` is an ``ndimage`` 1-D filter with its parameters bound (for example
+    ``functools.partial(ndimage.uniform_filter1d, size=7)``). The result equals
+    ``filter1d(filter1d(image, axis=0), axis=1)`` exactly, as ``ndimage``'s 2-D
+    filters compute it; only the memory layout of the first pass differs.
+    """
+    _check_2d(image)
+    columns = filter1d(np.ascontiguousarray(image.T), axis=1)
+    result: np.ndarray = filter1d(np.ascontiguousarray(columns.T), axis=1)
+    return result
 
 
 def sobel_magnitude(image: np.ndarray) -> np.ndarray:
