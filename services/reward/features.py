@@ -281,7 +281,7 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     luma8 = np.rint(luma * 255.0).clip(0, 255).astype(np.uint8)
 
     # Arrays several families share are computed once, here.
-    luma_sq = luma * luma
+    planes = Planes.of(luma)
     gradient = sobel_magnitude(luma)
     power = _power_spectrum(luma)
     half = _downsample2(luma)
@@ -290,7 +290,7 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     parts = [
         _color_histogram(small),
         [float(np.mean(gradient > EDGE_THRESHOLD))],
-        [float(np.mean(gradient)), _local_std_mean(luma, luma_sq), *_gabor_energies(power)],
+        [float(np.mean(gradient)), _local_std_mean(planes), *_gabor_energies(power)],
         _lighting(luma, luma8),
         [float(np.var(down + second_difference(luma, 1), dtype=np.float64))],  # Laplacian
         [_noise_sigma(down)],
@@ -298,8 +298,8 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
         [float(np.std(luma, dtype=np.float64))],
         # classical-v2
         [float(np.mean(canny(luma)))],
-        _mscn_statistics(luma, luma_sq),
-        _mscn_statistics(half),
+        _mscn_statistics(planes),
+        _mscn_statistics(Planes.of(half)),
         [
             float(np.var(_laplacian(half), dtype=np.float64)),
             *_spectral_shape(power),
@@ -334,50 +334,95 @@ def _color_histogram(rgb: np.ndarray) -> np.ndarray:
     return counts / counts.sum()
 
 
-def _box_mean(image: np.ndarray, window: int) -> np.ndarray:
+@dataclass(frozen=True)
+class Planes:
+    """A luma plane and its square, each also as a transposed contiguous copy.
+
+    The local-variance measures filter both down the columns first, which
+    :func:`~services.reward.filters.separable` does on the transposed copies.
+    """
+
+    luma: np.ndarray
+    square: np.ndarray
+    luma_t: np.ndarray
+    square_t: np.ndarray
+
+    @classmethod
+    def of(cls, luma: np.ndarray) -> Planes:
+        luma = luma.astype(np.float32, copy=False)
+        luma_t = np.ascontiguousarray(luma.T)
+        # Squaring commutes with transposition bit for bit, so square the copy.
+        return cls(luma, luma * luma, luma_t, luma_t * luma_t)
+
+
+def _box_mean(image: np.ndarray, window: int, transposed: np.ndarray | None = None) -> np.ndarray:
     """``ndimage.uniform_filter(image, window, mode="reflect")``, bit for bit."""
-    return separable(
-        image, functools.partial(ndimage.uniform_filter1d, size=window, mode="reflect")
-    )
+    box = functools.partial(ndimage.uniform_filter1d, size=window, mode="reflect")
+    return separable(image, box, transposed)
 
 
-def _local_std_mean(luma: np.ndarray, luma_sq: np.ndarray) -> float:
-    mean = _box_mean(luma, LOCAL_WINDOW)
-    mean_sq = _box_mean(luma_sq, LOCAL_WINDOW)
+def _local_std_mean(planes: Planes) -> float:
+    mean = _box_mean(planes.luma, LOCAL_WINDOW, planes.luma_t)
+    mean_sq = _box_mean(planes.square, LOCAL_WINDOW, planes.square_t)
     # Rounding can make E[x²] - E[x]² slightly negative on flat regions.
     return float(np.mean(np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))))
 
 
-def _power_spectrum(luma: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class HalfSpectrum:
+    """``P = |FFT(Y - mean Y)|² / N²`` on ``rfft2``'s half plane (``H × (W//2 + 1)``).
+
+    The full grid is never built: by Hermitian symmetry ``P(-fy, -fx) = P(fy, fx)``,
+    so the full-grid column ``W - j`` is half-plane column ``j`` (``1 ≤ j ≤ mirrored``)
+    with its rows mirrored. Sums over the full grid are sums over this plane with
+    those columns counted twice.
+    """
+
+    power: np.ndarray  # float64
+    width: int
+
+    @property
+    def mirrored(self) -> int:
+        """How many half-plane columns (1, 2, …) also stand for a mirrored column."""
+        return self.width - self.power.shape[1]
+
+    def multiplicity(self) -> np.ndarray:
+        """How many full-grid cells each half-plane column stands for (1 or 2)."""
+        counts = np.ones(self.power.shape[1])
+        counts[1 : self.mirrored + 1] = 2.0
+        return counts
+
+
+def _power_spectrum(luma: np.ndarray) -> HalfSpectrum:
     """``|FFT(Y - mean Y)|² / N²``: the power per frequency, summing to ``var(Y)``."""
     height, width = luma.shape
     centred = luma - np.float32(luma.mean())
     spectrum = sfft.rfft2(centred, workers=1)
     power = (spectrum.real**2 + spectrum.imag**2) / float(height * width) ** 2
-    # Undo the half-spectrum: rebuild the full grid so every filter sees all of it.
-    full = np.empty((height, width), dtype=np.float64)
-    full[:, : power.shape[1]] = power
-    rest = width - power.shape[1]
-    if rest > 0:
-        # Hermitian symmetry: P(-fy, -fx) = P(fy, fx).
-        mirrored = power[(-np.arange(height)) % height][:, 1 : rest + 1][:, ::-1]
-        full[:, power.shape[1] :] = mirrored
-    return full
+    return HalfSpectrum(power.astype(np.float64), width)
 
 
-def _gabor_energies(power: np.ndarray) -> list[float]:
-    height, width = power.shape
+def _gabor_energies(spectrum: HalfSpectrum) -> list[float]:
+    power = spectrum.power
+    height, half = power.shape
     fy = sfft.fftfreq(height)
-    fx = sfft.fftfreq(width)
+    fx = sfft.fftfreq(spectrum.width)
+    # For the mirrored copies: the row and the full-grid column each one lands in.
+    mirror_rows = (-np.arange(height)) % height
+    mirror_cols = spectrum.width - np.arange(1, spectrum.mirrored + 1)
+    mirrored = power[:, 1 : spectrum.mirrored + 1]
     energies = []
     for _, f0 in GABOR_SCALES:
         sigma = GABOR_RELATIVE_BANDWIDTH * f0
         for angle in GABOR_ANGLES_DEG:
             theta = np.deg2rad(angle)
-            gx = np.exp(-((fx - f0 * np.cos(theta)) ** 2) / (2 * sigma**2))
-            gy = np.exp(-((fy - f0 * np.sin(theta)) ** 2) / (2 * sigma**2))
+            gx = np.exp(-((fx - f0 * np.cos(theta)) ** 2) / (2 * sigma**2)) ** 2
+            gy = np.exp(-((fy - f0 * np.sin(theta)) ** 2) / (2 * sigma**2)) ** 2
             # |G|² = gy² ⊗ gx²: separable, so Σ P |G|² is a pair of dot products.
-            energies.append(float((gy**2) @ power @ (gx**2)))
+            energy = gy @ power @ gx[:half]
+            if spectrum.mirrored:
+                energy += gy[mirror_rows] @ mirrored @ gx[mirror_cols]
+            energies.append(float(energy))
     return energies
 
 
@@ -473,16 +518,15 @@ def _shape_from_ratio(rho: float) -> int:
     return min(max(index, 0), len(_SHAPES) - 1)
 
 
-def _mscn_statistics(luma: np.ndarray, luma_sq: np.ndarray | None = None) -> list[float]:
-    """BRISQUE's 18 statistics of the MSCN coefficients of ``luma`` (see the table)."""
-    y = luma.astype(np.float32, copy=False)
-    y_sq = y * y if luma_sq is None else luma_sq
+def _mscn_statistics(planes: Planes) -> list[float]:
+    """BRISQUE's 18 statistics of the MSCN coefficients of ``planes.luma`` (see the table)."""
+    y = planes.luma
     # scipy's filter on purpose (run by ``separable``, which gives the same bits as
     # ``ndimage.gaussian_filter``): in float32, E[y²] - E[y]² cancels on flat regions,
     # and these statistics amplify even a rounding-level change there.
     blur = functools.partial(ndimage.gaussian_filter1d, sigma=MSCN_SIGMA, truncate=3)
-    mu = separable(y, blur)
-    var = separable(y_sq, blur)
+    mu = separable(y, blur, planes.luma_t)
+    var = separable(planes.square, blur, planes.square_t)
     var -= mu * mu
     np.maximum(var, 0.0, out=var)
     np.sqrt(var, out=var)
@@ -539,30 +583,37 @@ _SPECTRUM_BINS = 12
 
 
 @functools.lru_cache(maxsize=8)
-def _radial_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For one spectrum shape: high-frequency mask, band-bin index (-1 outside), counts."""
+def _radial_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For one half-plane spectrum shape: multiplicity per column, high-frequency mask,
+    band-bin index (the overflow bin outside the band) and full-grid counts per bin."""
+    half = width // 2 + 1
+    multiplicity = HalfSpectrum(np.zeros((0, half)), width).multiplicity()
     fy = sfft.fftfreq(height)[:, None]
-    fx = sfft.fftfreq(width)[None, :]
+    fx = sfft.fftfreq(width)[None, :half]
     radius = np.sqrt(fy * fy + fx * fx)
     edges = np.linspace(np.log(SPECTRUM_BAND[0]), np.log(SPECTRUM_BAND[1]), _SPECTRUM_BINS + 1)
     with np.errstate(divide="ignore"):
         which = np.digitize(np.log(radius), edges) - 1
     which[(which < 0) | (which >= _SPECTRUM_BINS)] = _SPECTRUM_BINS  # overflow bin
-    counts = np.bincount(which.ravel(), minlength=_SPECTRUM_BINS + 1)[:_SPECTRUM_BINS]
-    for array in (radius, which, counts):
+    weights = np.broadcast_to(multiplicity, which.shape).ravel()
+    counts = np.bincount(which.ravel(), weights=weights, minlength=_SPECTRUM_BINS + 1)
+    counts = counts[:_SPECTRUM_BINS]
+    high = radius > HF_CUTOFF
+    for array in (multiplicity, high, which, counts):
         array.setflags(write=False)
-    return radius > HF_CUTOFF, which.ravel(), counts
+    return multiplicity, high, which.ravel(), counts
 
 
-def _spectral_shape(power: np.ndarray) -> tuple[float, float]:
+def _spectral_shape(spectrum: HalfSpectrum) -> tuple[float, float]:
     """Log-log slope of the radial power spectrum, and the high-frequency share."""
-    height, width = power.shape
-    total = float(power.sum())
+    height, width = spectrum.power.shape[0], spectrum.width
+    multiplicity, high, which, counts = _radial_grid(height, width)
+    weighted = spectrum.power * multiplicity  # each full-grid cell once
+    total = float(weighted.sum())
     if total <= 1e-15 or min(height, width) < 8:
         return 0.0, 0.0
-    high, which, counts = _radial_grid(height, width)
-    hf = float(power[high].sum()) / total
-    sums = np.bincount(which, weights=power.ravel(), minlength=_SPECTRUM_BINS + 1)
+    hf = float(weighted[high].sum()) / total
+    sums = np.bincount(which, weights=weighted.ravel(), minlength=_SPECTRUM_BINS + 1)
     sums = sums[:_SPECTRUM_BINS]
     ok = (counts > 0) & (sums > 0)
     if ok.sum() < 3:

@@ -64,16 +64,24 @@ def gaussian_blur(image: np.ndarray, sigma: float, truncate: float = 3.0) -> np.
     return out
 
 
-def separable(image: np.ndarray, filter1d: Callable[..., np.ndarray]) -> np.ndarray:
+def separable(
+    image: np.ndarray,
+    filter1d: Callable[..., np.ndarray],
+    transposed: np.ndarray | None = None,
+) -> np.ndarray:
     """``filter1d(x, axis=0)`` then ``filter1d(·, axis=1)`` on 2-D ``image``, same dtype.
 
     ``filter1d`` is an ``ndimage`` 1-D filter with its parameters bound (for example
     ``functools.partial(ndimage.uniform_filter1d, size=7)``). The result equals
     ``filter1d(filter1d(image, axis=0), axis=1)`` exactly, as ``ndimage``'s 2-D
     filters compute it; only the memory layout of the first pass differs.
+    ``transposed``, when given, must be ``np.ascontiguousarray(image.T)`` (callers that
+    filter one image several times make that copy once).
     """
     _check_2d(image)
-    columns = filter1d(np.ascontiguousarray(image.T), axis=1)
+    if transposed is None:
+        transposed = np.ascontiguousarray(image.T)
+    columns = filter1d(transposed, axis=1)
     result: np.ndarray = filter1d(np.ascontiguousarray(columns.T), axis=1)
     return result
 
@@ -83,11 +91,21 @@ def sobel_magnitude(image: np.ndarray) -> np.ndarray:
     _check_2d(image)
     padded = np.pad(image, 1, mode="edge")
     across = padded[:, 2:] - padded[:, :-2]  # [-1 0 1] along x, then [1 2 1] along y
-    gx = across[:-2] + 2 * across[1:-1] + across[2:]
     down = padded[2:] - padded[:-2]
-    gy = down[:, :-2] + 2 * down[:, 1:-1] + down[:, 2:]
-    result: np.ndarray = np.sqrt(gx * gx + gy * gy) / 8.0
-    return result
+    # gx = across[:-2] + 2 across[1:-1] + across[2:] (and gy alike), then
+    # sqrt(gx² + gy²) / 8, in place: the same operations in the same order.
+    gx = across[1:-1] * 2
+    np.add(across[:-2], gx, out=gx)
+    gx += across[2:]
+    gy = down[:, 1:-1] * 2
+    np.add(down[:, :-2], gy, out=gy)
+    gy += down[:, 2:]
+    gx *= gx
+    gy *= gy
+    gx += gy
+    np.sqrt(gx, out=gx)
+    gx /= gx.dtype.type(8.0)
+    return gx
 
 
 def second_difference(image: np.ndarray, axis: int) -> np.ndarray:
