@@ -137,7 +137,7 @@ from scipy import fft as sfft
 from scipy import ndimage, special
 
 from services.reward.edges import canny
-from services.reward.filters import second_difference, separable, sobel_magnitude
+from services.reward.filters import second_difference, separable, sobel_magnitude, transpose
 
 FEATURE_VERSION = "classical-v2"
 """Identifies names, order, constants and preprocessing of the classical vector."""
@@ -284,7 +284,7 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     planes = Planes.of(luma)
     gradient = sobel_magnitude(luma)
     power = _power_spectrum(luma)
-    half = _downsample2(luma)
+    half = Planes.of(_downsample2(luma))
     down = second_difference(luma, 0)  # [1 -2 1] down the columns
     low = _channel_min(small)
     parts = [
@@ -299,9 +299,9 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
         # classical-v2
         [float(np.mean(canny(luma)))],
         _mscn_statistics(planes),
-        _mscn_statistics(Planes.of(half)),
+        _mscn_statistics(half),
         [
-            float(np.var(_laplacian(half), dtype=np.float64)),
+            float(np.var(_laplacian(half.luma), dtype=np.float64)),
             *_spectral_shape(power),
             _blockiness(luma),
         ],
@@ -350,22 +350,35 @@ class Planes:
     @classmethod
     def of(cls, luma: np.ndarray) -> Planes:
         luma = luma.astype(np.float32, copy=False)
-        luma_t = np.ascontiguousarray(luma.T)
+        luma_t = transpose(luma)
         # Squaring commutes with transposition bit for bit, so square the copy.
         return cls(luma, luma * luma, luma_t, luma_t * luma_t)
 
+    def work(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two fresh work arrays, shaped like ``luma_t`` and like ``luma``."""
+        return np.empty_like(self.luma_t), np.empty_like(self.luma)
 
-def _box_mean(image: np.ndarray, window: int, transposed: np.ndarray | None = None) -> np.ndarray:
-    """``ndimage.uniform_filter(image, window, mode="reflect")``, bit for bit."""
+
+# The local statistics below reuse a few work arrays (``out=``) instead of letting
+# every step allocate a fresh 1 MB array: at 512² the page faults of those fresh
+# arrays cost as much as the arithmetic. The operations and their order are the
+# same as the plain expressions in the comments, so the values are too.
+
+
+def _local_std(planes: Planes, window: int) -> float:
+    """Mean of ``sqrt(max(box(y²) - box(y)², 0))`` with ``box`` a ``window``-px mean."""
     box = functools.partial(ndimage.uniform_filter1d, size=window, mode="reflect")
-    return separable(image, box, transposed)
+    work = planes.work()
+    mean = separable(planes.luma, box, planes.luma_t, scratch=work)
+    mean_sq = separable(planes.square, box, planes.square_t, scratch=work)
+    # Rounding can make E[x²] - E[x]² slightly negative on flat regions.
+    mean_sq -= np.multiply(mean, mean, out=work[1])
+    np.maximum(mean_sq, 0.0, out=mean_sq)
+    return float(np.mean(np.sqrt(mean_sq, out=mean_sq)))
 
 
 def _local_std_mean(planes: Planes) -> float:
-    mean = _box_mean(planes.luma, LOCAL_WINDOW, planes.luma_t)
-    mean_sq = _box_mean(planes.square, LOCAL_WINDOW, planes.square_t)
-    # Rounding can make E[x²] - E[x]² slightly negative on flat regions.
-    return float(np.mean(np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))))
+    return _local_std(planes, LOCAL_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -525,24 +538,28 @@ def _mscn_statistics(planes: Planes) -> list[float]:
     # ``ndimage.gaussian_filter``): in float32, E[y²] - E[y]² cancels on flat regions,
     # and these statistics amplify even a rounding-level change there.
     blur = functools.partial(ndimage.gaussian_filter1d, sigma=MSCN_SIGMA, truncate=3)
-    mu = separable(y, blur, planes.luma_t)
-    var = separable(planes.square, blur, planes.square_t)
-    var -= mu * mu
+    work = planes.work()
+    mu = separable(y, blur, planes.luma_t, scratch=work)
+    var = separable(planes.square, blur, planes.square_t, scratch=work)
+    # m = (y - mu) / (sqrt(max(var - mu², 0)) + 1/255)
+    var -= np.multiply(mu, mu, out=work[1])
     np.maximum(var, 0.0, out=var)
     np.sqrt(var, out=var)
     var += np.float32(1 / 255)
-    m = y - mu
+    m = np.subtract(y, mu, out=mu)
     m /= var
     out = list(_ggd(m))
     if m.shape[0] < 2 or m.shape[1] < 2:
         return out + [2.0, 0.0, 0.0, 0.0] * 4
-    for product in (
-        m[:, :-1] * m[:, 1:],
-        m[:-1, :] * m[1:, :],
-        m[:-1, :-1] * m[1:, 1:],
-        m[:-1, 1:] * m[1:, :-1],
+    products, negatives = var.ravel(), work[1].ravel()  # free again: reuse them
+    for a, b in (
+        (m[:, :-1], m[:, 1:]),
+        (m[:-1, :], m[1:, :]),
+        (m[:-1, :-1], m[1:, 1:]),
+        (m[:-1, 1:], m[1:, :-1]),
     ):
-        out.extend(_aggd(product))
+        product = np.multiply(a, b, out=products[: a.size].reshape(a.shape))
+        out.extend(_aggd(product.ravel(), negatives[: a.size]))
     return out
 
 
@@ -556,10 +573,13 @@ def _ggd(x: np.ndarray) -> tuple[float, float]:
     return float(_SHAPES[_shape_from_ratio(first * first / second)]), second
 
 
-def _aggd(x: np.ndarray) -> list[float]:
-    """Shape, mean, left and right variance of an asymmetric GGD fitted by moments."""
+def _aggd(x: np.ndarray, work: np.ndarray | None = None) -> list[float]:
+    """Shape, mean, left and right variance of an asymmetric GGD fitted by moments.
+
+    ``work``, if given, is a scratch array of ``x.size`` elements of ``x``'s dtype.
+    """
     flat = x.ravel()
-    negative = np.minimum(flat, 0)
+    negative = np.minimum(flat, 0, out=work)
     n_left = int(np.count_nonzero(flat < 0))
     n_right = flat.size - n_left
     total_sq = float(np.dot(flat, flat))
@@ -658,11 +678,9 @@ def _saturation(rgb: np.ndarray, low: np.ndarray) -> list[float]:
     return [mean, std, p95]
 
 
-def _coarse_contrast(half: np.ndarray) -> float:
+def _coarse_contrast(half: Planes) -> float:
     # On the 2×-downsampled luma: a 31-px window there spans about 62 working pixels.
-    mean = _box_mean(half, COARSE_WINDOW)
-    mean_sq = _box_mean(half * half, COARSE_WINDOW)
-    return float(np.mean(np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))))
+    return _local_std(half, COARSE_WINDOW)
 
 
 def _dark_channel(dark: np.ndarray) -> float:
