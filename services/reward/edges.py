@@ -43,18 +43,26 @@ def canny(luma: np.ndarray, low: float = CANNY_LOW, high: float = CANNY_HIGH) ->
         raise ValueError("low threshold above high threshold")
     smooth = gaussian_blur(luma.astype(np.float32, copy=False), CANNY_SIGMA)
     padded_s = np.pad(smooth, 1, mode="edge")
-    gx = (padded_s[1:-1, 2:] - padded_s[1:-1, :-2]) * np.float32(0.5)
-    gy = (padded_s[2:, 1:-1] - padded_s[:-2, 1:-1]) * np.float32(0.5)
-    mag = np.sqrt(gx * gx + gy * gy)
+    # gx = (S[x+1] - S[x-1]) · 0.5, gy alike, mag = sqrt(gx² + gy²), written in place.
+    half = np.float32(0.5)
+    gx = np.subtract(padded_s[1:-1, 2:], padded_s[1:-1, :-2], out=smooth)
+    gx *= half
+    gy = np.subtract(padded_s[2:, 1:-1], padded_s[:-2, 1:-1])
+    gy *= half
+    h, w = gx.shape
+    # ``mag`` lives inside a zero border, which non-maximum suppression reads below.
+    padded = np.zeros((h + 2, w + 2), dtype=np.float32)
+    mag = np.multiply(gx, gx, out=padded[1:-1, 1:-1])
+    mag += np.multiply(gy, gy, out=padded_s[1:-1, 1:-1])
+    np.sqrt(mag, out=mag)
     candidates = mag > low
     if not candidates.any():
         return candidates
     # Non-maximum suppression on the candidates only (usually a minority of pixels):
     # each one is compared with its two neighbours along the quantised gradient
-    # direction, read from a zero-padded copy of ``mag`` by flat index.
-    h, w = mag.shape
+    # direction, read from the zero-bordered ``mag`` by flat index.
     stride = w + 2
-    padded = np.pad(mag, 1, mode="constant").ravel()
+    flat = padded.ravel()
     where = np.flatnonzero(candidates)
     cgx, cgy = gx.ravel()[where], gy.ravel()[where]
     ax, ay = np.abs(cgx), np.abs(cgy)
@@ -67,17 +75,16 @@ def canny(luma: np.ndarray, low: float = CANNY_LOW, high: float = CANNY_HIGH) ->
         np.where(vertical, stride, np.where(same_sign, stride + 1, stride - 1)),
     )
     centre = where + (where // w) * 2 + stride + 1  # the pixel's index in ``padded``
-    value = padded[centre]
-    peak = np.zeros(h * w, dtype=bool)
-    peak[where] = (value >= padded[centre - step]) & (value >= padded[centre + step])
-    peak = peak.reshape(h, w)
-    weak = candidates & peak
-    strong = weak & (mag > high)
-    if not strong.any():
-        return np.zeros_like(weak)
-    labels, count = ndimage.label(weak, structure=_EIGHT_CONNECTED)
+    value = flat[centre]
+    is_peak = (value >= flat[centre - step]) & (value >= flat[centre + step])
+    strong = where[is_peak & (value > high)]
+    if strong.size == 0:
+        return np.zeros_like(candidates)
+    weak = np.zeros(h * w, dtype=bool)
+    weak[where[is_peak]] = True
+    labels, count = ndimage.label(weak.reshape(h, w), structure=_EIGHT_CONNECTED)
     keep = np.zeros(count + 1, dtype=bool)
-    keep[labels[strong]] = True
+    keep[labels.ravel()[strong]] = True
     keep[0] = False
     result: np.ndarray = keep[labels]
     return result
