@@ -276,39 +276,60 @@ def compute_features(rgb: np.ndarray, size: int = DEFAULT_SIZE) -> np.ndarray:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise ValueError(f"expected a non-empty HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
     small = resize_long_side(rgb, size)
+    # Blocks are computed in the order that lets each large intermediate array go as
+    # soon as its last family is done (fewer fresh pages per image), then assembled
+    # in GROUPS order. Arrays several families share are computed once.
+    blocks: dict[str, list[float] | np.ndarray] = {}
     channels = small.astype(np.float32)
     luma = channels @ (_LUMA_WEIGHTS / 255.0)
-    luma8 = np.rint(luma * 255.0).clip(0, 255).astype(np.uint8)
-
-    # Arrays several families share are computed once, here.
-    planes = Planes.of(luma)
-    gradient = sobel_magnitude(luma)
-    power = _power_spectrum(luma)
-    half = Planes.of(_downsample2(luma))
-    down = second_difference(luma, 0)  # [1 -2 1] down the columns
+    blocks["colorfulness"] = [_colorfulness(channels)]
+    del channels
+    blocks["color_histogram"] = _color_histogram(small)
     low = _channel_min(small)
-    parts = [
-        _color_histogram(small),
-        [float(np.mean(gradient > EDGE_THRESHOLD))],
-        [float(np.mean(gradient)), _local_std_mean(planes), *_gabor_energies(power)],
-        _lighting(luma, luma8),
-        [float(np.var(down + second_difference(luma, 1), dtype=np.float64))],  # Laplacian
-        [_noise_sigma(down)],
-        [_colorfulness(channels)],
-        [float(np.std(luma, dtype=np.float64))],
-        # classical-v2
-        [float(np.mean(canny(luma)))],
-        _mscn_statistics(planes),
-        _mscn_statistics(half),
-        [
-            float(np.var(_laplacian(half.luma), dtype=np.float64)),
-            *_spectral_shape(power),
-            _blockiness(luma),
-        ],
-        _saturation(small, low),
-        [_coarse_contrast(half), _dark_channel(low), _highlight_detail(luma, gradient)],
+    blocks["saturation"] = _saturation(small, low)
+    dark_channel = _dark_channel(low)
+    del low
+
+    luma8 = np.rint(luma * 255.0).clip(0, 255).astype(np.uint8)
+    blocks["lighting"] = _lighting(luma, luma8)
+    del luma8
+    blocks["contrast"] = [float(np.std(luma, dtype=np.float64))]
+
+    gradient = sobel_magnitude(luma)
+    blocks["edge_density"] = [float(np.mean(gradient > EDGE_THRESHOLD))]
+    gradient_mean = float(np.mean(gradient))
+    highlight = _highlight_detail(luma, gradient)
+    del gradient
+
+    down = second_difference(luma, 0)  # [1 -2 1] down the columns
+    laplacian = down + second_difference(luma, 1)
+    blocks["sharpness"] = [float(np.var(laplacian, dtype=np.float64))]
+    del laplacian
+    blocks["noise"] = [_noise_sigma(down)]
+    del down
+
+    power = _power_spectrum(luma)
+    gabor = _gabor_energies(power)
+    spectral = _spectral_shape(power)
+    del power
+
+    planes = Planes.of(luma)
+    blocks["texture"] = [gradient_mean, _local_std_mean(planes), *gabor]
+    mscn_full = _mscn_statistics(planes)
+    del planes
+    blocks["canny_edge_density"] = [float(np.mean(canny(luma)))]
+    blockiness = _blockiness(luma)
+
+    half = Planes.of(_downsample2(luma))
+    blocks["naturalness"] = [*mscn_full, *_mscn_statistics(half)]
+    blocks["multiscale"] = [
+        float(np.var(_laplacian(half.luma), dtype=np.float64)),
+        *spectral,
+        blockiness,
     ]
-    vector = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+    blocks["regional"] = [_coarse_contrast(half), dark_channel, highlight]
+
+    vector = np.concatenate([np.asarray(blocks[group], dtype=np.float64) for group in GROUPS])
     assert vector.shape == (FEATURE_DIMS,)
     return vector
 
