@@ -43,42 +43,48 @@ def canny(luma: np.ndarray, low: float = CANNY_LOW, high: float = CANNY_HIGH) ->
         raise ValueError("low threshold above high threshold")
     smooth = gaussian_blur(luma.astype(np.float32, copy=False), CANNY_SIGMA)
     padded_s = np.pad(smooth, 1, mode="edge")
-    gx = (padded_s[1:-1, 2:] - padded_s[1:-1, :-2]) * np.float32(0.5)
-    gy = (padded_s[2:, 1:-1] - padded_s[:-2, 1:-1]) * np.float32(0.5)
-    mag = np.sqrt(gx * gx + gy * gy)
+    # gx = (S[x+1] - S[x-1]) · 0.5, gy alike, mag = sqrt(gx² + gy²), written in place.
+    half = np.float32(0.5)
+    gx = np.subtract(padded_s[1:-1, 2:], padded_s[1:-1, :-2], out=smooth)
+    gx *= half
+    gy = np.subtract(padded_s[2:, 1:-1], padded_s[:-2, 1:-1])
+    gy *= half
+    h, w = gx.shape
+    # ``mag`` lives inside a zero border, which non-maximum suppression reads below.
+    padded = np.zeros((h + 2, w + 2), dtype=np.float32)
+    mag = np.multiply(gx, gx, out=padded[1:-1, 1:-1])
+    mag += np.multiply(gy, gy, out=padded_s[1:-1, 1:-1])
+    np.sqrt(mag, out=mag)
     candidates = mag > low
     if not candidates.any():
         return candidates
-    ax, ay = np.abs(gx), np.abs(gy)
-    padded = np.pad(mag, 1, mode="constant")
-    h, w = mag.shape
-
-    def shifted(dy: int, dx: int) -> np.ndarray:
-        return padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
+    # Non-maximum suppression on the candidates only (usually a minority of pixels):
+    # each one is compared with its two neighbours along the quantised gradient
+    # direction, read from the zero-bordered ``mag`` by flat index.
+    stride = w + 2
+    flat = padded.ravel()
+    where = np.flatnonzero(candidates)
+    cgx, cgy = gx.ravel()[where], gy.ravel()[where]
+    ax, ay = np.abs(cgx), np.abs(cgy)
     horizontal = ay <= _TAN_22_5 * ax  # gradient along x: compare left/right
     vertical = ax <= _TAN_22_5 * ay  # gradient along y: compare up/down
-    same_sign = (gx * gy) > 0  # gradient points down-right (y grows downwards)
-    peak = np.where(
+    same_sign = (cgx * cgy) > 0  # gradient points down-right (y grows downwards)
+    step = np.where(
         horizontal,
-        (mag >= shifted(0, -1)) & (mag >= shifted(0, 1)),
-        np.where(
-            vertical,
-            (mag >= shifted(-1, 0)) & (mag >= shifted(1, 0)),
-            np.where(
-                same_sign,
-                (mag >= shifted(-1, -1)) & (mag >= shifted(1, 1)),
-                (mag >= shifted(-1, 1)) & (mag >= shifted(1, -1)),
-            ),
-        ),
+        1,
+        np.where(vertical, stride, np.where(same_sign, stride + 1, stride - 1)),
     )
-    weak = candidates & peak
-    strong = weak & (mag > high)
-    if not strong.any():
-        return np.zeros_like(weak)
-    labels, count = ndimage.label(weak, structure=_EIGHT_CONNECTED)
+    centre = where + (where // w) * 2 + stride + 1  # the pixel's index in ``padded``
+    value = flat[centre]
+    is_peak = (value >= flat[centre - step]) & (value >= flat[centre + step])
+    strong = where[is_peak & (value > high)]
+    if strong.size == 0:
+        return np.zeros_like(candidates)
+    weak = np.zeros(h * w, dtype=bool)
+    weak[where[is_peak]] = True
+    labels, count = ndimage.label(weak.reshape(h, w), structure=_EIGHT_CONNECTED)
     keep = np.zeros(count + 1, dtype=bool)
-    keep[labels[strong]] = True
+    keep[labels.ravel()[strong]] = True
     keep[0] = False
     result: np.ndarray = keep[labels]
     return result

@@ -21,7 +21,9 @@ Member kinds (chosen by grouped cross-validation on BIQ2021, ``docs/benchmarks.m
   mapped to normal scores by a quantile transform. Averaging the three beat each
   alone. They are stored as plain arrays where scikit-learn's per-call overhead
   dominated a six-image prediction (tree-by-tree prediction, numpy quantile
-  transform, numpy kernel ridge).
+  transform, numpy kernel ridge); the trees of both tree members are evaluated
+  together as flat arrays (:class:`FlatTrees`), one vectorised step per tree level,
+  giving exactly the values scikit-learn's tree-by-tree prediction gives.
 * ``classical+clip`` (when CLIP embeddings exist): a 2-hidden-layer MLP (256, 64,
   ReLU) trained in torch (AdamW, full batch) on standardised features; one MLP per
   resample. Inference is plain numpy, so a stored model predicts without torch.
@@ -82,7 +84,19 @@ class RatingModel:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.input_dims:
             raise ValueError(f"expected n×{self.input_dims} features, got {X.shape}")
-        return np.stack([np.asarray(m.predict(X), dtype=np.float64) for m in self.members])
+        # The kernel-ridge members of one model share one quantile transform: apply it
+        # once per call, not once per member.
+        transformed: dict[int, np.ndarray] = {}
+
+        def predict(member: Any) -> np.ndarray:
+            if isinstance(member, _KernelRidge):
+                key = id(member.transform)
+                if key not in transformed:
+                    transformed[key] = member.transform.transform(X)
+                return member.predict_transformed(transformed[key])
+            return np.asarray(member.predict(X), dtype=np.float64)
+
+        return np.stack([predict(m) for m in self.members])
 
     def score(self, X: np.ndarray) -> np.ndarray:
         """The uncalibrated ensemble mean (what the calibration maps to stars)."""
@@ -132,8 +146,76 @@ class QuantileNormal:
         return out
 
 
+@dataclass(frozen=True)
+class FlatTrees:
+    """Binary decision trees as flat node arrays, evaluated for all trees at once.
+
+    The nodes of every tree are concatenated; ``left`` and ``right`` are indices into
+    the concatenation and a leaf points to itself, so ``depth`` steps of "go to the
+    child the row's feature picks" take every (tree, row) pair to its leaf. A row goes
+    left when ``x[feature] <= threshold``, or when ``x[feature]`` is NaN and
+    ``missing_left`` is set: the rule of scikit-learn's trees and of its histogram
+    gradient boosting, compared in the same precision, so the leaves are the same.
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    depth: int
+
+    @classmethod
+    def concatenate(
+        cls,
+        trees: Sequence[tuple[np.ndarray, ...]],
+    ) -> FlatTrees:
+        """From per-tree ``(feature, threshold, left, right, missing_left, value, is_leaf)``
+        arrays with tree-local child indices; ``depth`` is the deepest leaf's level."""
+        parts: list[list[np.ndarray]] = [[] for _ in range(6)]
+        roots, start, depth = [], 0, 0
+        for feature, threshold, left, right, missing_left, value, is_leaf, tree_depth in trees:
+            own = np.arange(start, start + len(feature))
+            roots.append(start)
+            parts[0].append(np.where(is_leaf, 0, feature))
+            parts[1].append(threshold)
+            parts[2].append(np.where(is_leaf, own, left + start))
+            parts[3].append(np.where(is_leaf, own, right + start))
+            parts[4].append(missing_left)
+            parts[5].append(value)
+            start += len(feature)
+            depth = max(depth, int(tree_depth))
+        feature, threshold, left, right, missing_left, value = (np.concatenate(p) for p in parts)
+        return cls(
+            feature.astype(np.intp),
+            threshold.astype(np.float64),
+            left.astype(np.intp),
+            right.astype(np.intp),
+            missing_left.astype(bool),
+            value.astype(np.float64),
+            np.array(roots, dtype=np.intp),
+            depth,
+        )
+
+    def leaf_values(self, X: np.ndarray) -> np.ndarray:
+        """``(trees, rows)``: the value of the leaf each row reaches in each tree."""
+        rows = np.arange(X.shape[0])[None, :]
+        node = np.repeat(self.roots[:, None], X.shape[0], axis=1)
+        for _ in range(self.depth):
+            x = X[rows, self.feature[node]]
+            go_left = x <= self.threshold[node]
+            missing = np.isnan(x)
+            if missing.any():
+                go_left = np.where(missing, self.missing_left[node], go_left)
+            node = np.where(go_left, self.left[node], self.right[node])
+        values: np.ndarray = self.value[node]
+        return values
+
+
 class _Trees:
-    """Extremely randomised trees; predicts tree by tree (no per-call thread pool)."""
+    """Extremely randomised trees, evaluated together as :class:`FlatTrees`."""
 
     def __init__(self, seed: int, n_trees: int = 60) -> None:
         self.seed = seed
@@ -155,9 +237,36 @@ class _Trees:
         self.trees = [est.tree_ for est in forest.estimators_]
         return self
 
+    def _flat(self) -> FlatTrees:
+        # Built on first use (also for models pickled before it existed) and not
+        # pickled; two threads building it at once just build it twice.
+        flat: FlatTrees | None = self.__dict__.get("_flat_trees")
+        if flat is None:
+            flat = FlatTrees.concatenate(
+                [
+                    (
+                        t.feature,
+                        t.threshold,
+                        t.children_left,
+                        t.children_right,
+                        t.missing_go_to_left,
+                        t.value[:, 0, 0],
+                        t.children_left < 0,
+                        t.max_depth,
+                    )
+                    for t in self.trees
+                ]
+            )
+            self.__dict__["_flat_trees"] = flat
+        return flat
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_flat_trees"}
+
     def predict(self, X: np.ndarray) -> np.ndarray:
+        # scikit-learn's trees compare float32 features with float64 thresholds.
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        return np.asarray(np.mean([t.predict(X32)[:, 0] for t in self.trees], axis=0))
+        return np.asarray(np.mean(self._flat().leaf_values(X32), axis=0))
 
 
 class _Boosting:
@@ -184,8 +293,43 @@ class _Boosting:
         ).fit(X, y)  # unweighted: scikit-learn bins weighted data ~40× slower
         return self
 
+    def _flat(self) -> FlatTrees | None:
+        """The boosted trees as :class:`FlatTrees` (None if some split is categorical)."""
+        if "_flat_trees" not in self.__dict__:
+            nodes = [p.nodes for (p,) in self.model._predictors]
+            flat = None
+            if not any(n["is_categorical"].any() for n in nodes):
+                flat = FlatTrees.concatenate(
+                    [
+                        (
+                            n["feature_idx"],
+                            n["num_threshold"],
+                            n["left"],
+                            n["right"],
+                            n["missing_go_to_left"],
+                            n["value"],
+                            n["is_leaf"].astype(bool),
+                            n["depth"].max(),
+                        )
+                        for n in nodes
+                    ]
+                )
+            self.__dict__["_flat_trees"] = flat
+        result: FlatTrees | None = self.__dict__["_flat_trees"]
+        return result
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_flat_trees"}
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(X))
+        flat = self._flat()
+        if flat is None:
+            return np.asarray(self.model.predict(X))
+        # As scikit-learn does: the baseline, then each tree's value added in order.
+        raw = np.zeros(X.shape[0]) + self.model._baseline_prediction.ravel()
+        for value in flat.leaf_values(np.asarray(X, dtype=np.float64)):
+            raw += value
+        return np.asarray(self.model._loss.link.inverse(raw))
 
 
 class _KernelRidge:
@@ -217,7 +361,11 @@ class _KernelRidge:
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self._kernel(self.transform.transform(X), self.support) @ self.coef + self.offset
+        return self.predict_transformed(self.transform.transform(X))
+
+    def predict_transformed(self, Z: np.ndarray) -> np.ndarray:
+        """``predict`` for rows already mapped by ``self.transform``."""
+        return self._kernel(Z, self.support) @ self.coef + self.offset
 
 
 MemberFactory = Callable[[int, int], Sequence[Regressor]]

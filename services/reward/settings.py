@@ -23,9 +23,12 @@ class RewardSettings(ServiceSettings):
     service_name: str = "reward"
     port: int = 8003
     service_token: str = shared_field(  # type: ignore[assignment]
-        "REWARD_", "SERVICE_TOKEN", DEV_SERVICE_TOKEN,
+        "REWARD_",
+        "SERVICE_TOKEN",
+        DEV_SERVICE_TOKEN,
         "Bearer token this service accepts (REWARD_SERVICE_TOKEN gives it its own; "
-        "at least 32 random characters outside development).")
+        "at least 32 random characters outside development).",
+    )
     database_url: str = shared_field(  # type: ignore[assignment]
         "REWARD_",
         "DATABASE_URL",
@@ -64,6 +67,16 @@ class RewardSettings(ServiceSettings):
         description="auto (cuda when available, else cpu), cpu or cuda[:N]. fp16 on cuda.",
     )
     clip_batch_size: int = Field(default=32, ge=1, le=1024, description="Images per CLIP batch.")
+    blas_threads: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description=(
+            "Threads OpenBLAS may use per matrix product; 0 keeps the library's default "
+            "(one per core). This service's products are small and already run in parallel "
+            "worker threads, where extra BLAS threads mostly spin."
+        ),
+    )
     model_dir: Path | None = Field(
         default=None,
         description="Blob directory for trained models; empty means DATA_DIR/reward/models.",

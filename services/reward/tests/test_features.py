@@ -14,8 +14,17 @@ from services.reward.features import (
     FEATURE_DIMS,
     FEATURE_NAMES,
     FEATURE_VERSION,
+    GABOR_ANGLES_DEG,
+    GABOR_RELATIVE_BANDWIDTH,
+    GABOR_SCALES,
     GROUPS,
+    HF_CUTOFF,
     ClassicalExtractor,
+    _downsample2,
+    _gabor_energies,
+    _median_abs,
+    _power_spectrum,
+    _spectral_shape,
     compute_features,
 )
 
@@ -277,3 +286,50 @@ def test_jpeg_blocking_raises_blockiness() -> None:
     Image.fromarray(rgb).save(out, format="JPEG", quality=5)
     blocky = np.asarray(Image.open(io.BytesIO(out.getvalue())).convert("RGB"))
     assert feature(blocky, "jpeg_blockiness") > feature(rgb, "jpeg_blockiness") + 0.2
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 1001, 65536])
+def test_radix_median_equals_numpys_median_bit_for_bit(n: int) -> None:
+    rng = np.random.default_rng(n)
+    values = (rng.normal(size=n) * rng.choice([1e-6, 1.0, 100.0], size=n)).astype(np.float32)
+    values[: n // 3] = np.round(values[: n // 3], 1)  # ties
+    values[: n // 10] = 0.0
+    assert _median_abs(values) == np.median(np.abs(values))
+    assert _median_abs(np.zeros(n, np.float32)) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (341, 512), (7, 9), (33, 2), (3, 3), (1, 4)])
+def test_strided_downsample_equals_the_block_mean(shape: tuple[int, int]) -> None:
+    luma = np.random.default_rng(5).random(shape).astype(np.float32)
+    h2, w2 = shape[0] // 2, shape[1] // 2
+    if h2 == 0 or w2 == 0:
+        assert _downsample2(luma) is luma
+        return
+    expected = luma[: 2 * h2, : 2 * w2].reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+    assert np.array_equal(_downsample2(luma), expected)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 33), (31, 40), (9, 1)])
+def test_half_plane_spectrum_gives_the_full_grid_sums(shape: tuple[int, int]) -> None:
+    # Gabor energies and the radial statistics, computed here on the full FFT grid
+    # directly, equal the ones computed on rfft2's half plane with mirrored columns.
+    luma = np.random.default_rng(6).random(shape).astype(np.float32)
+    luma += np.linspace(0, 1, shape[1], dtype=np.float32)  # some low-frequency power
+    height, width = shape
+    spectrum = np.fft.fft2(luma - np.float32(luma.mean()))
+    power = np.abs(spectrum) ** 2 / float(height * width) ** 2
+    fy, fx = np.fft.fftfreq(height), np.fft.fftfreq(width)
+    expected = []
+    for _, f0 in GABOR_SCALES:
+        sigma = GABOR_RELATIVE_BANDWIDTH * f0
+        for angle in GABOR_ANGLES_DEG:
+            theta = np.deg2rad(angle)
+            gx = np.exp(-((fx - f0 * np.cos(theta)) ** 2) / (2 * sigma**2)) ** 2
+            gy = np.exp(-((fy - f0 * np.sin(theta)) ** 2) / (2 * sigma**2)) ** 2
+            expected.append(float(gy @ power @ gx))
+    half = _power_spectrum(luma)
+    assert half.power.shape == (height, width // 2 + 1)
+    np.testing.assert_allclose(_gabor_energies(half), expected, rtol=1e-5, atol=1e-12)
+    radius = np.hypot(fy[:, None], fx[None, :])
+    hf = power[radius > HF_CUTOFF].sum() / power.sum()
+    assert _spectral_shape(half)[1] == pytest.approx(hf if min(shape) >= 8 else 0.0, rel=1e-5)
