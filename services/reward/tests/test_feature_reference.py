@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.common.images import decode_image
 from services.reward.features import FEATURE_NAMES, FEATURE_VERSION, compute_features
-from services.reward.imaging import decode_image
 from services.reward.structure import STRUCTURE_NAMES, prepare_reference, structure_features
 
 DATA = Path(__file__).parent / "data" / "feature_reference"
@@ -42,7 +42,7 @@ ATOL = 1e-7
 
 def photo(name: str) -> np.ndarray:
     data = (DATA / name).read_bytes()
-    return decode_image(data, max_bytes=1 << 24, max_pixels=1 << 24).rgb
+    return decode_image(data, max_bytes=1 << 24, max_pixels=1 << 24).to_array()
 
 
 def synthetic() -> dict[str, np.ndarray]:
