@@ -44,8 +44,13 @@ def make_test_image(width: int = 320, height: int = 240, fmt: str = "PNG", seed:
     img[rows, cols] = [220, 230, 240]
     img[int(height * 0.5) : int(height * 0.8), int(width * 0.15) : int(width * 0.4)] = [80, 70, 110]
     img += rng.normal(0, 4, img.shape)
+    return encode_image(Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)), fmt)
+
+
+def encode_image(image: Image.Image, fmt: str, **save_options: Any) -> bytes:
+    """``image`` saved as ``fmt`` (Pillow's ``save`` options pass through), as bytes."""
     out = io.BytesIO()
-    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(out, format=fmt)
+    image.save(out, format=fmt, **save_options)
     return out.getvalue()
 
 

@@ -10,20 +10,14 @@ from PIL import Image, ImageCms
 
 from services.common.errors import ImageTooLarge, InvalidImage, UnsupportedImageType
 from services.common.images import check_size, decode_image
-from services.common.testing import make_test_image
+from services.common.testing import encode_image, make_test_image
 
 LIMITS = {"max_bytes": 10 * 1024 * 1024, "max_pixels": 4_000_000}
 
 
-def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format=fmt, **kwargs)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_decodes_the_three_formats_to_rgb(fmt: str) -> None:
-    data = encode(Image.open(io.BytesIO(make_test_image(320, 240))), fmt)
+    data = encode_image(Image.open(io.BytesIO(make_test_image(320, 240))), fmt)
     decoded = decode_image(data, **LIMITS)
     assert decoded.image.mode == "RGB"
     assert (decoded.width, decoded.height, decoded.format) == (320, 240, fmt)
@@ -70,14 +64,14 @@ REFUSED = {
         "damaged or incomplete",
     ),
     "gif": (
-        encode(Image.new("RGB", (10, 10)), "GIF"),
+        encode_image(Image.new("RGB", (10, 10)), "GIF"),
         UnsupportedImageType,
         415,
         "Formato GIF no admitido",
         "Format GIF is not accepted",
     ),
     "bmp": (
-        encode(Image.new("RGB", (10, 10)), "BMP"),
+        encode_image(Image.new("RGB", (10, 10)), "BMP"),
         UnsupportedImageType,
         415,
         "Formato BMP no admitido",
@@ -119,7 +113,7 @@ def test_too_many_pixels_is_checked_from_the_header() -> None:
 
 @pytest.mark.parametrize("side", [12_000, 14_000])  # 144 MP: our limit; 196 MP: Pillow's
 def test_a_decompression_bomb_is_refused_without_decoding_it(side: int) -> None:
-    bomb = encode(Image.new("1", (side, side)), "PNG")  # a few KB on disk
+    bomb = encode_image(Image.new("1", (side, side)), "PNG")  # a few KB on disk
     assert len(bomb) < 200_000
     with pytest.raises(ImageTooLarge) as caught:
         decode_image(bomb, max_bytes=LIMITS["max_bytes"], max_pixels=40_000_000)
@@ -130,34 +124,34 @@ def test_exif_orientation_is_applied() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise to display
     decoded = decode_image(
-        encode(Image.new("RGB", (40, 20), (200, 10, 10)), "JPEG", exif=exif), **LIMITS
+        encode_image(Image.new("RGB", (40, 20), (200, 10, 10)), "JPEG", exif=exif), **LIMITS
     )
     assert (decoded.width, decoded.height) == (20, 40)
 
 
 def test_transparency_is_flattened_onto_white() -> None:
-    clear = decode_image(encode(Image.new("RGBA", (8, 8), (0, 0, 0, 0)), "PNG"), **LIMITS)
+    clear = decode_image(encode_image(Image.new("RGBA", (8, 8), (0, 0, 0, 0)), "PNG"), **LIMITS)
     assert np.all(clear.to_array() == 255)
     palette = Image.new("P", (8, 8), 0)
     palette.putpalette([10, 20, 30] * 256)
-    keyed = decode_image(encode(palette, "PNG", transparency=0), **LIMITS)
+    keyed = decode_image(encode_image(palette, "PNG", transparency=0), **LIMITS)
     assert np.all(keyed.to_array() == 255)
 
 
 def test_greyscale_sixteen_bit_and_cmyk_become_rgb() -> None:
-    grey = decode_image(encode(Image.new("L", (8, 8), 77), "PNG"), **LIMITS)
+    grey = decode_image(encode_image(Image.new("L", (8, 8), 77), "PNG"), **LIMITS)
     assert np.all(grey.to_array() == 77)
     deep = Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16))
-    assert np.all(decode_image(encode(deep, "PNG"), **LIMITS).to_array() == 255)
+    assert np.all(decode_image(encode_image(deep, "PNG"), **LIMITS).to_array() == 255)
     cmyk = Image.new("CMYK", (50, 40), (0, 255, 255, 0))  # pure red in CMYK
-    r, g, b = decode_image(encode(cmyk, "JPEG"), **LIMITS).to_array()[20, 25]
+    r, g, b = decode_image(encode_image(cmyk, "JPEG"), **LIMITS).to_array()[20, 25]
     assert r > 200 and g < 60 and b < 60
 
 
 def test_an_icc_profile_is_honoured_and_a_broken_one_ignored() -> None:
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     image = Image.new("RGB", (16, 16), (120, 60, 30))
-    tagged = decode_image(encode(image, "PNG", icc_profile=srgb), **LIMITS).to_array()
+    tagged = decode_image(encode_image(image, "PNG", icc_profile=srgb), **LIMITS).to_array()
     assert np.abs(tagged.astype(int) - [120, 60, 30]).max() <= 2  # sRGB → sRGB: unchanged
-    broken = decode_image(encode(image, "PNG", icc_profile=b"not a profile"), **LIMITS)
+    broken = decode_image(encode_image(image, "PNG", icc_profile=b"not a profile"), **LIMITS)
     assert np.all(broken.to_array() == [120, 60, 30])

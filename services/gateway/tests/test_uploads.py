@@ -8,16 +8,10 @@ import pytest
 from PIL import Image
 
 from services.common.errors import ImageTooLarge, InvalidImage, UnsupportedImageType
-from services.common.testing import make_test_image
+from services.common.testing import encode_image, make_test_image
 from services.gateway.uploads import normalise_upload
 
 LIMITS = {"max_bytes": 20 * 1024 * 1024, "max_pixels": 40_000_000}
-
-
-def encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format=fmt, **kwargs)
-    return out.getvalue()
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
@@ -36,8 +30,8 @@ BAD_FILES = {
     "html_named_jpg": (b"<!doctype html><html><body><img src=x></body></html>",
                        UnsupportedImageType),
     "truncated_jpeg": (make_test_image(640, 480, "JPEG")[:3000], InvalidImage),
-    "gif": (encode(Image.new("RGB", (10, 10)), "GIF"), UnsupportedImageType),
-    "bmp": (encode(Image.new("RGB", (10, 10)), "BMP"), UnsupportedImageType),
+    "gif": (encode_image(Image.new("RGB", (10, 10)), "GIF"), UnsupportedImageType),
+    "bmp": (encode_image(Image.new("RGB", (10, 10)), "BMP"), UnsupportedImageType),
 }
 
 
@@ -51,7 +45,7 @@ def test_rejects_bad_files_with_a_spanish_message(name: str) -> None:
 
 
 def test_rejects_a_decompression_bomb_before_decoding() -> None:
-    bomb = encode(Image.new("1", (12_000, 12_000)), "PNG")  # 144 MP, a few KB on disk
+    bomb = encode_image(Image.new("1", (12_000, 12_000)), "PNG")  # 144 MP, a few KB on disk
     assert len(bomb) < 100_000
     with pytest.raises(ImageTooLarge) as caught:
         normalise_upload(bomb, **LIMITS)
@@ -69,7 +63,7 @@ def test_applies_exif_orientation_and_strips_metadata() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90° clockwise when displayed
     exif[0x010E] = "secret description"  # ImageDescription
-    data = encode(image, "JPEG", exif=exif.tobytes(), comment=b"private note")
+    data = encode_image(image, "JPEG", exif=exif.tobytes(), comment=b"private note")
     result = normalise_upload(data, **LIMITS)
     assert (result.width, result.height) == (200, 300)
     cleaned = Image.open(io.BytesIO(result.data))
@@ -79,10 +73,10 @@ def test_applies_exif_orientation_and_strips_metadata() -> None:
 
 def test_flattens_transparency_on_white_and_converts_cmyk() -> None:
     rgba = Image.new("RGBA", (50, 40), (255, 0, 0, 0))
-    flat = Image.open(io.BytesIO(normalise_upload(encode(rgba, "PNG"), **LIMITS).data))
+    flat = Image.open(io.BytesIO(normalise_upload(encode_image(rgba, "PNG"), **LIMITS).data))
     assert min(flat.convert("RGB").getpixel((25, 20))) > 240  # type: ignore[arg-type]
     cmyk = Image.new("CMYK", (50, 40), (0, 255, 255, 0))  # pure red in CMYK
-    red = Image.open(io.BytesIO(normalise_upload(encode(cmyk, "JPEG"), **LIMITS).data))
+    red = Image.open(io.BytesIO(normalise_upload(encode_image(cmyk, "JPEG"), **LIMITS).data))
     r, g, b = red.convert("RGB").getpixel((25, 20))  # type: ignore[misc]
     assert r > 200 and g < 60 and b < 60
 
