@@ -78,7 +78,7 @@ def features(images: list[str]) -> dict[str, Any]:
 
 
 def main() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # (BLAS threads: the reward app limits them itself, REWARD_BLAS_THREADS)
     from services.reward.main import create_app
     from services.reward.settings import RewardSettings
 
