@@ -88,6 +88,10 @@ def test_a_failed_provider_does_not_block_the_other_option(gateway_settings: Gat
         assert rated.status_code == 200 and rated.json()["samples_collected"] == 1
         page = client.get(f"/train/variants/{a['variant_id']}/card")
         assert "Reintentar" in page.text and "FAILED" in page.text
+        # The final state in words ("1 intentos" once; a failed-for-good card said it
+        # would be retried)
+        assert "Falló en el primer intento" in page.text
+        assert "reintentará" not in page.text
     finally:
         close()
 
